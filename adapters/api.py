@@ -1,0 +1,147 @@
+"""The Python API: ``train``, ``evaluate``, ``predict``, ``load``. The CLI is a thin shell over these."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from adapters.artifact import Classifier, load, publish, staging_dir, write_artifact
+from adapters.data import prepare_data, render_text, resolve_data_config
+from adapters.data.readers import read_source
+from adapters.errors import AdaptersUserError
+from adapters.recipe import Recipe, load_recipe
+
+__all__ = ["TrainResult", "train", "evaluate", "predict", "load", "Classifier"]
+
+
+@dataclass
+class TrainResult:
+    """Where the artifact went and what it scored; ``load()`` gives the classifier."""
+
+    output_dir: Path
+    metrics: dict[str, dict[str, float]]
+    summary: dict[str, Any]
+
+    def load(self) -> Classifier:
+        return load(self.output_dir)
+
+
+def _resolved(recipe: str | Path | Mapping[str, Any] | Recipe | None, overrides: Any,
+              sections: dict[str, Any], output_dir: str | Path | None) -> Recipe:
+    resolved = load_recipe(recipe, overrides, **sections)
+    updates: dict[str, Any] = {"data": resolve_data_config(resolved.data)}
+    if output_dir is not None:
+        updates["training"] = resolved.training.model_copy(update={"output_dir": str(output_dir)})
+    return resolved.model_copy(update=updates)
+
+
+def train(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
+          overrides: Iterable[str] | Mapping[str, Any] | None = None, *, data: pd.DataFrame | None = None,
+          output_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
+          **sections: Any) -> TrainResult:
+    """Train a recipe and write its artifact directory; return its metrics.
+
+    ``recipe`` is a YAML path, a built-in name (``german-credit/lora``), a dict or a :class:`Recipe`;
+    ``overrides`` takes dotted keys; ``sections`` whole sections (``training={"epochs": 1}``);
+    ``data`` a pandas DataFrame used instead of ``data.source``.
+    """
+    from accelerate import PartialState
+
+    from adapters.training import run_training
+
+    resolved = _resolved(recipe, overrides, sections, output_dir)
+    target = resolved.output_dir
+    if target.exists() and not overwrite:
+        raise AdaptersUserError("output directory exists; pass --overwrite (overwrite=True) to replace it",
+                                where=str(target))
+    prepared = prepare_data(resolved.data, data)
+    state = PartialState()
+    staging = target.parent / f".{target.name}.partial"
+    if state.is_main_process:
+        staging = staging_dir(target, overwrite)
+    state.wait_for_everyone()
+    try:
+        outcome = run_training(resolved, prepared, logging_dir=staging / "logs", progress=progress)
+        summary: dict[str, Any] = {}
+        if state.is_main_process:
+            summary = write_artifact(staging, outcome, resolved, prepared)
+            publish(staging, target)
+        state.wait_for_everyone()
+    except BaseException:
+        if state.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TrainResult(target, outcome.metrics, summary)
+
+
+def _labelled_frame(classifier: Classifier, path: str | Path) -> tuple[list[str], list[int]]:
+    config = classifier.recipe.data
+    frame = read_source(str(path), "auto")
+    frame = pd.concat(frame.values(), ignore_index=True)
+    if config.label_column not in frame.columns:
+        raise AdaptersUserError(f"label column {config.label_column!r} not found", where=str(path))
+    texts = render_text(frame, config.template, config.text_columns, where=str(path))
+    lookup = {name: index for index, name in enumerate(classifier.label_names)}
+    labels = []
+    for position, value in enumerate(frame[config.label_column].astype(str)):
+        if value not in lookup:
+            raise AdaptersUserError(f"label {value!r} is not one of {classifier.label_names}",
+                                    where=f"{path}, row {position + 1}")
+        labels.append(lookup[value])
+    return texts, labels
+
+
+def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str, float]:
+    """Metrics of a trained artifact on a labelled file, or on its recipe's own test split."""
+    import numpy as np
+
+    from adapters.metrics import compute_metrics
+    from adapters.training import metric_kwargs
+
+    classifier = load(directory)
+    if data is None:
+        test = prepare_data(classifier.recipe.data).frames["test"]
+        texts, labels = test["text"].tolist(), test["label"].tolist()
+    else:
+        texts, labels = _labelled_frame(classifier, data)
+    probabilities = classifier.predict_proba(texts)
+    return compute_metrics(classifier.recipe.eval.metrics, probabilities, np.asarray(labels),
+                           **metric_kwargs(classifier.recipe, classifier.label_names))
+
+
+def predict(directory: str | Path, inputs: str | Path | pd.DataFrame,
+            output: str | Path | None = None) -> pd.DataFrame:
+    """Add ``prob_<label>`` columns and ``prediction`` to the input rows; write CSV atomically if asked."""
+    classifier = load(directory)
+    frame = inputs if isinstance(inputs, pd.DataFrame) else \
+        pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
+    probabilities = classifier.predict_proba(frame)
+    result = frame.copy()
+    for index, name in enumerate(classifier.label_names):
+        result[f"prob_{name}"] = probabilities[:, index]
+    result["prediction"] = classifier.decide(probabilities)
+    if output is not None:
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+        os.close(handle)
+        try:
+            result.to_csv(temporary, index=False)
+            os.replace(temporary, output)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    return result
+
+
+def metrics_of(directory: str | Path) -> dict[str, Any]:
+    """The metrics saved at training time (``metrics.json``)."""
+    return json.loads((Path(directory) / "metrics.json").read_text(encoding="utf-8"))

@@ -1,0 +1,175 @@
+"""The artifact directory: everything after training reads it, never the training objects.
+
+Written atomically: files go to a hidden staging directory beside the target, a save → reload → predict
+parity check runs on it with plain PEFT, and only then is it renamed into place. A crash or a failed check
+leaves no half-written output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapters.errors import AdaptersUserError
+from adapters.recipe import Recipe, load_recipe
+
+__all__ = ["Classifier", "load", "staging_dir", "publish", "write_artifact", "ARTIFACT_FILES"]
+
+ARTIFACT_FILES = ("adapter_config.json", "adapter_model.safetensors", "config.json", "recipe.yaml",
+                  "metrics.json", "predictions.csv", "README.md")
+
+
+def staging_dir(output_dir: Path, overwrite: bool) -> Path:
+    """Refuse an existing output dir (unless ``overwrite``) and make an empty staging dir beside it."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:
+        raise AdaptersUserError("output directory exists; pass --overwrite (overwrite=True) to replace it",
+                                where=str(output_dir))
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = output_dir.parent / f".{output_dir.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def publish(staging: Path, output_dir: Path) -> None:
+    """Move a complete staging dir into place; an old output dir is removed only after the move."""
+    output_dir = Path(output_dir)
+    old = output_dir.parent / f".{output_dir.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if output_dir.exists():
+        os.replace(output_dir, old)
+    os.replace(staging, output_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n", encoding="utf-8")
+
+
+def predictions_frame(row_ids: Sequence[str], labels: Sequence[int], probabilities: np.ndarray,
+                      label_names: list[str]) -> pd.DataFrame:
+    """``row_id``, ``label`` (the true label's name) and one ``prob_<label>`` column per label."""
+    frame = pd.DataFrame({"row_id": list(row_ids), "label": [label_names[i] for i in labels]})
+    for index, name in enumerate(label_names):
+        frame[f"prob_{name}"] = probabilities[:, index]
+    return frame
+
+
+def check_parity(model: Any, tokenizer: Any, adapter_dir: Path, texts: list[str], quantization: str) -> float:
+    """Reload ``adapter_dir`` with plain PEFT and compare probabilities; raise if they differ.
+
+    This is the guard against the lost-head bug: a head that was not saved reloads random and the
+    probabilities differ by far more than float noise.
+    """
+    import torch
+
+    from adapters.modeling import load_adapter_model
+
+    reloaded, _ = load_adapter_model(adapter_dir, quantization)
+    model.eval()
+    encoded = tokenizer(texts, truncation=True, max_length=512, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        before = model(**{k: v.to(device) for k, v in encoded.items()}).logits.float().softmax(-1).cpu()
+        after = reloaded(**encoded).logits.float().softmax(-1).cpu()
+    difference = float((before - after).abs().max())
+    tolerance = 1e-4 if quantization == "none" else 2e-2
+    if difference > tolerance:
+        raise RuntimeError(f"save → reload parity check failed: probabilities differ by {difference:.3g} "
+                           f"(tolerance {tolerance}); the adapter in {adapter_dir} does not reproduce the "
+                           "trained model (task head not saved?) — nothing was written")
+    return difference
+
+
+def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> dict[str, Any]:
+    """Save adapter, tokenizer, label config, recipe, metrics, predictions and card into ``staging``."""
+    from adapters.card import write_model_card
+
+    model, tokenizer = outcome.built.model, outcome.built.tokenizer
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    model.base_model.model.config.save_pretrained(staging)  # labels, problem type, decision threshold
+    (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+    _write_json(staging / "metrics.json", outcome.metrics)
+    test = data.frames["test"]
+    predictions_frame(test["row_id"], test["label"], outcome.test_probabilities,
+                      data.label_names).to_csv(staging / "predictions.csv", index=False)
+    texts = data.frames["validation"]["text"].head(8).tolist()
+    difference = check_parity(model, tokenizer, staging, texts, recipe.model.quantization)
+    summary = {
+        "best_step": outcome.best_step, "steps": outcome.steps, "train_seconds": round(outcome.seconds, 1),
+        "parity_max_abs_diff": difference, "history": outcome.history, "data": data.info,
+        "base_model": outcome.built.provenance,
+    }
+    _write_json(staging / "training_summary.json", summary)
+    write_model_card(staging, recipe, data, outcome.metrics, summary)
+    return summary
+
+
+class Classifier:
+    """A trained artifact as a classifier: texts or rows in, probabilities or labels out."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        if not (self.directory / "adapter_config.json").is_file():
+            raise AdaptersUserError("not an adapter directory (no adapter_config.json)", where=str(directory))
+        self.recipe = load_recipe(self.directory / "recipe.yaml")
+        from adapters.modeling import load_adapter_model
+
+        self.model, self.tokenizer = load_adapter_model(self.directory, self.recipe.model.quantization)
+        config = self.model.base_model.model.config
+        self.label_names = [config.id2label[i] for i in range(config.num_labels)]
+        self.threshold = float(getattr(config, "decision_threshold", 0.5))
+        self.positive_label = getattr(config, "positive_label", None)
+
+    def texts(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
+        """Render rows as the recipe did in training; plain strings pass through."""
+        from adapters.data import render_text
+
+        if isinstance(inputs, str):
+            return [inputs]
+        if isinstance(inputs, pd.DataFrame):
+            data = self.recipe.data
+            return render_text(inputs, data.template, data.text_columns, where="input")
+        return [str(text) for text in inputs]
+
+    def predict_proba(self, inputs: pd.DataFrame | Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+        """An (n, num_labels) array of probabilities, columns in ``label_names`` order."""
+        import torch
+
+        texts = self.texts(inputs)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                encoded = self.tokenizer([texts[i] for i in chunk], truncation=True,
+                                         max_length=self.recipe.data.max_length, padding=True, return_tensors="pt")
+                out[chunk] = self.model(**encoded).logits.float().softmax(-1).numpy()
+        return out
+
+    def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
+        """Label names for the inputs (see :meth:`decide`)."""
+        return self.decide(self.predict_proba(inputs))
+
+    def decide(self, probabilities: np.ndarray) -> list[str]:
+        """Binary tasks apply the saved decision threshold to P(positive); others take the argmax."""
+        if len(self.label_names) == 2 and self.positive_label in self.label_names:
+            positive = self.label_names.index(self.positive_label)
+            return [self.label_names[positive if row[positive] >= self.threshold else 1 - positive]
+                    for row in probabilities]
+        return [self.label_names[i] for i in probabilities.argmax(axis=1)]
+
+
+def load(directory: str | Path) -> Classifier:
+    """Load a trained artifact directory as a :class:`Classifier`."""
+    return Classifier(directory)
+

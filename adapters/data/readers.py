@@ -1,0 +1,93 @@
+"""Read a recipe's ``data.source`` into pandas frames, one per split the source already has.
+
+Files and Hub datasets are read with ``datasets`` (so Hub ids, local dirs of csv/json/parquet and single
+files all go through one loader); built-in datasets come from package data. Every failure becomes a
+one-line user error that names the source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from adapters.errors import AdaptersUserError
+
+__all__ = ["read_source", "detect_format", "SPLIT_ALIASES"]
+
+_SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+_DATASETS_BUILDER = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+
+
+def detect_format(source: str, declared: str = "auto") -> str:
+    """``builtin``, ``csv``, ``jsonl``, ``parquet``, ``dir`` or ``hub`` for ``source``."""
+    if declared != "auto":
+        return declared
+    from adapters.data.builtin import BUILTIN_DATASETS
+
+    if source in BUILTIN_DATASETS:
+        return "builtin"
+    path = Path(source)
+    if path.is_dir():
+        return "dir"
+    if path.suffix.lower() in _SUFFIX_FORMAT:
+        if not path.is_file():
+            raise AdaptersUserError("data file not found", where=source)
+        return _SUFFIX_FORMAT[path.suffix.lower()]
+    if path.exists():
+        raise AdaptersUserError(f"unknown file type {path.suffix!r}; use .csv, .tsv, .jsonl or .parquet "
+                                "(or set data.format)", where=source)
+    if source.count("/") <= 1 and not source.startswith((".", "/")):
+        return "hub"
+    raise AdaptersUserError(f"not a file, a directory, a Hub dataset id or a built-in dataset "
+                            f"({', '.join(BUILTIN_DATASETS)})", where=source)
+
+
+def _read_with_datasets(builder: str | None, source: str, data_files: str | None = None,
+                        revision: str | None = None) -> dict[str, pd.DataFrame]:
+    import datasets
+
+    kwargs = {}
+    if data_files is not None:
+        kwargs["data_files"] = data_files
+        if data_files.lower().endswith(".tsv"):
+            kwargs["delimiter"] = "\t"
+    try:
+        loaded = datasets.load_dataset(builder or source, **kwargs, revision=revision)
+    except Exception as exc:  # datasets raises many types; the user needs the source and the reason
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise AdaptersUserError(f"could not read data ({reason})", where=source) from None
+    return {str(name): split.to_pandas() for name, split in loaded.items()}
+
+
+def read_source(source: str | pd.DataFrame, fmt: str = "auto") -> dict[str, pd.DataFrame]:
+    """Return ``{"all": frame}`` for unsplit data, or ``{"train": ..., "validation": ..., "test": ...}``.
+
+    Split names found in directories or on the Hub are normalised (``val``/``dev`` → ``validation``);
+    splits with other names are refused, naming them.
+    """
+    if isinstance(source, pd.DataFrame):
+        return {"all": source.reset_index(drop=True)}
+    kind = detect_format(source, fmt)
+    if kind == "builtin":
+        from adapters.data.builtin import load_builtin
+
+        return {"all": load_builtin(source)}
+    if kind in _DATASETS_BUILDER:
+        frames = _read_with_datasets(_DATASETS_BUILDER[kind], source, data_files=source)
+        return {"all": frames["train"]}
+    frames = _read_with_datasets(None, source)
+    renamed: dict[str, pd.DataFrame] = {}
+    for name, frame in frames.items():
+        if name.lower() not in SPLIT_ALIASES:
+            raise AdaptersUserError(f"unknown split {name!r}; expected train, validation and/or test",
+                                    where=source)
+        renamed[SPLIT_ALIASES[name.lower()]] = frame
+    if "train" not in renamed:
+        raise AdaptersUserError(f"no train split (found {', '.join(renamed)})", where=source)
+    if len(renamed) == 1:
+        return {"all": renamed["train"]}
+    return renamed

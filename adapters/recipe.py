@@ -1,0 +1,355 @@
+"""The recipe: one validated YAML document that says everything a training run depends on.
+
+A recipe is the unit of reproducibility: it is saved, fully resolved, next to every adapter. Keys are
+checked strictly (a typo is an error, not a silently ignored key), and errors name the key and list the
+valid ones. The ``method`` section is the exception that proves the rule: its keys belong to PEFT's own
+config class for that tuner, so they are checked against that class's fields instead of being mirrored
+here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapters.errors import AdaptersUserError
+
+__all__ = [
+    "DEFAULT_BASE_MODEL",
+    "PEFT_METHODS",
+    "Recipe",
+    "ModelConfig",
+    "DataConfig",
+    "MethodConfig",
+    "TrainingConfig",
+    "EvalConfig",
+    "LOWER_IS_BETTER",
+    "load_recipe",
+    "list_recipes",
+    "recipe_dirs",
+    "parse_overrides",
+]
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# method.type -> (PEFT config class name, fixed settings that define the variant)
+PEFT_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "lora": ("LoraConfig", {}),
+    "dora": ("LoraConfig", {"use_dora": True}),
+    "rslora": ("LoraConfig", {"use_rslora": True}),
+    "ia3": ("IA3Config", {}),
+    "loha": ("LoHaConfig", {}),
+    "lokr": ("LoKrConfig", {}),
+    "adalora": ("AdaLoraConfig", {}),
+    "prompt_tuning": ("PromptTuningConfig", {}),
+    "prefix_tuning": ("PrefixTuningConfig", {}),
+    "p_tuning": ("PromptEncoderConfig", {}),
+}
+
+# Keys the library sets itself; a recipe setting them would be overwritten or would break saving.
+_MANAGED_PEFT_KEYS = {"task_type", "peft_type", "base_model_name_or_path", "revision", "inference_mode",
+                      "auto_mapping", "peft_version"}
+
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss"})
+
+DEFAULT_METRICS = ["roc_auc", "pr_auc", "gini", "ks", "accuracy", "precision", "recall", "f1", "f1_macro",
+                   "log_loss", "brier", "ece", "expected_cost"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """The base model: a Hub id or local directory, loaded with AutoModelForSequenceClassification."""
+
+    name_or_path: str = DEFAULT_BASE_MODEL
+    revision: str | None = None
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
+    trust_remote_code: bool = False
+
+
+class DataConfig(_Section):
+    """Where rows come from, how a row becomes text, and how rows are split and sub-sampled."""
+
+    source: str = "south_german_credit"
+    format: Literal["auto", "builtin", "csv", "jsonl", "parquet", "dir", "hub"] = "auto"
+    text_columns: list[str] | None = None
+    template: str | None = None
+    label_column: str | None = None
+    label_names: list[str] | None = None
+    positive_label: str | None = None
+    id_column: str | None = None
+    split_column: str | None = None
+    validation_size: float = Field(0.2, gt=0, lt=1)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    split_seed: int = 42
+    train_fraction: float = Field(1.0, gt=0, le=1)
+    max_length: int = Field(256, ge=8)
+    class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+
+    @model_validator(mode="after")
+    def _text_or_template(self) -> DataConfig:
+        if self.text_columns and self.template:
+            raise ValueError("give either data.text_columns or data.template, not both")
+        if self.validation_size + self.test_size >= 1:
+            raise ValueError("data.validation_size + data.test_size must be below 1")
+        return self
+
+
+class MethodConfig(BaseModel):
+    """``type`` picks the PEFT tuner; every other key goes to that tuner's PEFT config class."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "lora"
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        value = value.lower().replace("-", "_")
+        if value not in PEFT_METHODS:
+            raise ValueError(f"unsupported PEFT method {value!r}; supported for sequence classification: "
+                             f"{', '.join(PEFT_METHODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_belong_to_peft(self) -> MethodConfig:
+        valid = peft_config_fields(self.type)
+        for key in self.peft_kwargs():
+            if key in _MANAGED_PEFT_KEYS:
+                raise ValueError(f"method.{key} is set by peft-recipes itself and cannot be given")
+            if key not in valid:
+                raise ValueError(f"unknown key method.{key} for {self.type}; valid keys: "
+                                 f"{', '.join(sorted(valid - _MANAGED_PEFT_KEYS))}")
+        return self
+
+    def peft_kwargs(self) -> dict[str, Any]:
+        """The keys meant for PEFT's config class (everything but ``type``)."""
+        return dict(self.model_extra or {})
+
+
+def peft_config_fields(method_type: str) -> set[str]:
+    """Field names of PEFT's config class for ``method_type`` (PEFT is imported only here)."""
+    import peft
+
+    class_name, _ = PEFT_METHODS[method_type]
+    return {field.name for field in dataclasses.fields(getattr(peft, class_name))}
+
+
+class TrainingConfig(_Section):
+    """The optimisation loop; Accelerate owns devices and processes, so none of that appears here."""
+
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    per_device_batch_size: int = Field(16, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    scheduler: Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                       "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    seed: int = 42
+    eval_every: int | Literal["epoch"] = "epoch"
+    early_stopping_patience: int | None = Field(None, ge=1)
+    output_dir: str = "outputs/{name}"
+    log_with: list[Literal["tensorboard"]] = Field(default_factory=lambda: ["tensorboard"])
+    num_threads: int | None = Field(None, ge=1)
+
+    @field_validator("eval_every")
+    @classmethod
+    def _positive_steps(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("training.eval_every must be a positive number of steps or 'epoch'")
+        return value
+
+
+class EvalConfig(_Section):
+    """Metrics computed on validation (model selection) and test (the reported figure)."""
+
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    primary_metric: str = "roc_auc"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    cost_matrix: dict[str, dict[str, float]] | None = None
+
+    @model_validator(mode="after")
+    def _primary_is_computed(self) -> EvalConfig:
+        if self.primary_metric != "loss" and self.primary_metric not in self.metrics:
+            raise ValueError(f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "
+                             f"({', '.join(self.metrics)}) and is not 'loss'")
+        return self
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.primary_metric not in LOWER_IS_BETTER
+
+
+class Recipe(_Section):
+    """A whole recipe. ``Recipe()`` is the default German-credit LoRA recipe's schema defaults."""
+
+    name: str = "recipe"
+    description: str = ""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "recipe") -> Recipe:
+        """Validate ``raw``; a validation error becomes one user error naming the key."""
+        try:
+            return cls.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise AdaptersUserError(_explain(exc), where=where) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.training.output_dir.format(name=self.name))
+
+
+def _valid_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The field names valid at ``path`` (for 'did you mean' style messages)."""
+    current: type[BaseModel] = model
+    for part in path[:-1]:
+        field = current.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return list(current.model_fields)
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line for the first problem: the dotted key, what is wrong, and the valid keys if unknown."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    key = ".".join(str(part) for part in loc)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        valid = _valid_keys(Recipe, loc)
+        return f"unknown key {key!r}; valid keys here: {', '.join(valid)}"
+    if not key:
+        return message
+    if error["type"] == "value_error":
+        return message if key in message else f"{key}: {message}"
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def recipe_dirs() -> list[Path]:
+    """Where named recipes live: inside an installed wheel, or ``recipes/`` of a source checkout."""
+    package_dir = Path(__file__).resolve().parent
+    candidates = [package_dir / "_recipes", package_dir.parent / "recipes"]
+    return [path for path in candidates if path.is_dir()]
+
+
+def list_recipes() -> dict[str, Path]:
+    """Built-in recipe names (``german-credit/lora``) mapped to their YAML files."""
+    found: dict[str, Path] = {}
+    for root in recipe_dirs():
+        for path in sorted(root.rglob("*.yaml")):
+            name = path.relative_to(root).with_suffix("").as_posix()
+            if not name.startswith("accelerate/"):
+                found.setdefault(name, path)
+    return found
+
+
+def _resolve_path(recipe: str | Path) -> Path:
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    builtin = list_recipes()
+    name = str(recipe).removesuffix(".yaml").removeprefix("recipes/")
+    if name in builtin:
+        return builtin[name]
+    raise AdaptersUserError(f"no such recipe file or built-in recipe; built-ins: {', '.join(builtin)}",
+                            where=str(recipe))
+
+
+def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``["training.epochs=2", "method.r=8"]`` or ``{"training.epochs": 2}`` → a nested dict.
+
+    Values given as strings are parsed as YAML, so ``[query,value]``, ``true`` and ``1e-4`` get their
+    natural types.
+    """
+    nested: dict[str, Any] = {}
+    if items is None:
+        return nested
+    pairs: Iterable[tuple[str, Any]]
+    if isinstance(items, Mapping):
+        pairs = items.items()
+    else:
+        parsed = []
+        for item in items:
+            if "=" not in item:
+                raise AdaptersUserError("an override must look like section.key=value", where=item)
+            key, text = item.split("=", 1)
+            parsed.append((key.strip(), yaml.safe_load(text) if text.strip() else None))
+        pairs = parsed
+    for key, value in pairs:
+        parts = key.split(".")
+        target = nested
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise AdaptersUserError("conflicting overrides", where=key)
+        target[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_recipe(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
+                overrides: Iterable[str] | Mapping[str, Any] | None = None,
+                **sections: Any) -> Recipe:
+    """Load a recipe (file path, built-in name, dict or Recipe) and apply overrides.
+
+    ``overrides`` takes dotted keys (CLI style); ``sections`` takes whole sections as keyword arguments,
+    e.g. ``load_recipe("german-credit/lora", training={"epochs": 1})``.
+    """
+    where = "recipe"
+    if recipe is None:
+        recipe = "german-credit/lora"
+    if isinstance(recipe, Recipe):
+        raw = recipe.to_dict()
+    elif isinstance(recipe, Mapping):
+        raw = dict(recipe)
+    else:
+        path = _resolve_path(recipe)
+        where = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise AdaptersUserError(f"invalid YAML ({getattr(exc, 'problem', exc)})", where=f"{path}{line}") from None
+        if not isinstance(raw, dict):
+            raise AdaptersUserError("a recipe must be a YAML mapping of sections", where=where)
+        raw.setdefault("name", path.stem if path.parent.name in ("", ".") else
+                       f"{path.parent.name}-{path.stem}")
+    raw = _merge(raw, parse_overrides(overrides))
+    raw = _merge(raw, sections)
+    return Recipe.from_dict(raw, where=where)

@@ -1,0 +1,217 @@
+"""The one training loop, on ``accelerate.Accelerator``: the same code on one CPU, one GPU or many processes.
+
+Topology (processes, devices, mixed precision defaults) comes from ``accelerate launch`` and the files in
+``recipes/accelerate/``; nothing here branches on it. The loop keeps the best adapter by the primary
+validation metric, stops early when it stops improving, and reports validation and test metrics of that
+best adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from adapters.data import PreparedData
+from adapters.data.tokenize import make_dataloader, tokenize_splits
+from adapters.metrics import compute_metrics
+from adapters.modeling import BuiltModel, build_model
+from adapters.recipe import Recipe
+
+__all__ = ["TrainingOutcome", "run_training", "predict_probabilities", "metric_kwargs", "class_weight_tensor"]
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class TrainingOutcome:
+    """The trained (best) model and everything measured about it."""
+
+    accelerator: Accelerator
+    built: BuiltModel
+    metrics: dict[str, dict[str, float]]
+    test_probabilities: np.ndarray
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def metric_kwargs(recipe: Recipe, label_names: list[str]) -> dict[str, Any]:
+    """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``."""
+    positive = recipe.data.positive_label
+    cost = None
+    if recipe.eval.cost_matrix:
+        cost = [[float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
+                for true in label_names]
+    return {"positive_label": label_names.index(positive) if positive in label_names else len(label_names) - 1,
+            "threshold": recipe.eval.threshold, "cost_matrix": cost}
+
+
+def class_weight_tensor(setting: str | dict[str, float], labels: np.ndarray,
+                        label_names: list[str]) -> torch.Tensor | None:
+    """``balanced`` weights classes by n / (k · count); a dict gives weights by label name."""
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        counts = np.bincount(labels, minlength=len(label_names)).astype(float)
+        return torch.tensor(len(labels) / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
+    return torch.tensor([float(setting.get(name, 1.0)) for name in label_names], dtype=torch.float32)
+
+
+def _model_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, torch.Tensor]:
+    return {key: batch[key] for key in names if key in batch}
+
+
+@torch.no_grad()
+def predict_probabilities(model: Any, loader: Any, accelerator: Accelerator,
+                          input_names: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Class probabilities in row order, the true labels, and the mean loss, gathered over processes."""
+    model.eval()
+    probabilities, labels, positions, losses = [], [], [], []
+    for batch in loader:
+        logits = model(**_model_inputs(batch, input_names)).logits.float()
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+        gathered = accelerator.gather_for_metrics((logits.softmax(-1), batch["labels"], batch["row_index"], loss))
+        for bucket, value in zip((probabilities, labels, positions, losses), gathered, strict=True):
+            bucket.append(value.cpu())
+    order = torch.cat(positions).argsort()
+    return (torch.cat(probabilities)[order].numpy(), torch.cat(labels)[order].numpy(),
+            float(torch.cat(losses).mean()))
+
+
+def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, values in recipe.to_dict().items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+    return flat
+
+
+def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = None,
+                 progress: bool = True) -> TrainingOutcome:
+    """Set up → train (evaluate, early-stop, keep best) → evaluate best on validation and test."""
+    import time
+
+    from transformers import get_scheduler
+
+    cfg = recipe.training
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    trackers = cfg.log_with if logging_dir is not None else []
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              mixed_precision=cfg.mixed_precision, log_with=trackers or None,
+                              project_dir=str(logging_dir) if logging_dir else None)
+    set_seed(cfg.seed)
+
+    # Set-up: steps first (AdaLoRA's schedule needs them), then model, then data.
+    per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    built = build_model(recipe.model, recipe.method, data.label_names, data.positive_label,
+                        recipe.eval.threshold, total_steps)
+    input_names = list(built.tokenizer.model_input_names)
+    with accelerator.main_process_first():
+        tokenized = tokenize_splits(data.to_datasets(), built.tokenizer, recipe.data.max_length)
+    loaders = {name: make_dataloader(tokenized[name], built.tokenizer,
+                                     cfg.per_device_batch_size if name == "train" else cfg.eval_batch_size,
+                                     train=name == "train", seed=cfg.seed)
+               for name in ("train", "validation", "test")}
+    trainable = [param for param in built.model.parameters() if param.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    # Accelerate steps a prepared scheduler once per process per optimizer step: count in those units.
+    scheduler = get_scheduler(cfg.scheduler, optimizer,
+                              num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
+                              num_training_steps=total_steps * accelerator.num_processes)
+    model, optimizer, train_loader, val_loader, test_loader, scheduler = accelerator.prepare(
+        built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler)
+    weights = class_weight_tensor(recipe.data.class_weights, data.frames["train"]["label"].to_numpy(),
+                                  data.label_names)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(accelerator.device) if weights is not None else None)
+    metric_args = metric_kwargs(recipe, data.label_names)
+    if trackers:
+        accelerator.init_trackers("train", config=_flat_hparams(recipe))
+    unwrapped = accelerator.unwrap_model(model)
+    sign = 1.0 if recipe.eval.greater_is_better else -1.0
+
+    def validate() -> dict[str, float]:
+        probs, labels, loss = predict_probabilities(model, val_loader, accelerator, input_names)
+        return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
+
+    # Train.
+    history: list[dict[str, Any]] = []
+    best_score, best_step, best_state, bad_evals = -math.inf, 0, None, 0
+    eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
+    bar = tqdm(total=total_steps, desc="Training", disable=not (progress and accelerator.is_local_main_process))
+    started, step, running_loss, stop = time.perf_counter(), 0, [], False
+    while not stop:
+        model.train()
+        for batch in train_loader:
+            with accelerator.accumulate(model):
+                outputs = model(**_model_inputs(batch, input_names))
+                loss = loss_fn(outputs.logits.float(), batch["labels"])
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients and recipe.method.type == "adalora":
+                    unwrapped.base_model.update_and_allocate(step + 1)
+                scheduler.step()
+                optimizer.zero_grad()
+            running_loss.append(loss.detach().float())
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            bar.update(1)
+            if step % eval_every == 0 or step == total_steps:
+                train_loss = float(accelerator.gather(torch.stack(running_loss)).mean())
+                running_loss = []
+                scores = validate()
+                model.train()
+                record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": train_loss,
+                          **{f"validation_{key}": value for key, value in scores.items()}}
+                history.append(record)
+                accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
+                score = scores[recipe.eval.primary_metric] * sign
+                bar.set_postfix(loss=f"{train_loss:.3f}",
+                                **{recipe.eval.primary_metric: f"{scores[recipe.eval.primary_metric]:.3f}"})
+                if math.isnan(score) or score > best_score or best_state is None:
+                    best_score, best_step, bad_evals = score if not math.isnan(score) else -math.inf, step, 0
+                    best_state = {name: param.detach().cpu().clone()
+                                  for name, param in unwrapped.named_parameters() if param.requires_grad}
+                else:
+                    bad_evals += 1
+                    if cfg.early_stopping_patience and bad_evals >= cfg.early_stopping_patience:
+                        logger.info("early stopping at step %d (best step %d)", step, best_step,
+                                    main_process_only=True)
+                        stop = True
+            if step >= total_steps or stop:
+                stop = True
+                break
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    # Evaluate the best adapter on validation and test.
+    if best_state is not None:
+        unwrapped.load_state_dict(best_state, strict=False)
+    metrics: dict[str, dict[str, float]] = {}
+    test_probabilities = np.empty((0, len(data.label_names)))
+    for split, loader in (("validation", val_loader), ("test", test_loader)):
+        probs, labels, loss = predict_probabilities(model, loader, accelerator, input_names)
+        metrics[split] = {**compute_metrics(recipe.eval.metrics, probs, labels, **metric_args), "loss": loss}
+        if split == "test":
+            test_probabilities = probs
+    accelerator.log({f"best_{split}_{key}": value for split, values in metrics.items()
+                     for key, value in values.items()}, step=step)
+    accelerator.end_training()
+    built.model = unwrapped
+    return TrainingOutcome(accelerator, built, metrics, test_probabilities, history, best_step, step, seconds)
