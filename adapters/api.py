@@ -57,6 +57,8 @@ def train(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
 
     from adapters.training import run_training
 
+    if data is not None:  # the frame replaces data.source; say so in the saved recipe
+        sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
     if target.exists() and not overwrite:

@@ -106,7 +106,8 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     difference = check_parity(model, tokenizer, staging, texts, recipe.model.quantization)
     summary = {
         "best_step": outcome.best_step, "steps": outcome.steps, "train_seconds": round(outcome.seconds, 1),
-        "parity_max_abs_diff": difference, "history": outcome.history, "data": data.info,
+        "parity_max_abs_diff": difference,
+        "num_processes": outcome.accelerator.num_processes, "history": outcome.history, "data": data.info,
         "base_model": outcome.built.provenance,
     }
     _write_json(staging / "training_summary.json", summary)

@@ -123,8 +123,14 @@ def _checkpoint_keys(load_path: str, revision: str | None) -> set[str]:
     return set(get_safetensors_metadata(load_path, revision=revision).weight_map)
 
 
-def _predicted_new_modules(load_path: str, base_config: Any, revision: str | None) -> list[str]:
-    """Before a quantized load: which modules the checkpoint lacks (model built on the meta device)."""
+def _quantization_plan(load_path: str, base_config: Any, revision: str | None,
+                       extra_trainable: list[str]) -> tuple[list[str], list[str]]:
+    """Before a quantized load: the new (head) modules, and the full names of every module to keep unquantized.
+
+    The model is built on the meta device (no memory) and compared with the checkpoint's tensor names.
+    Full names matter: the quantizer matches a skip entry from the start of a module name or as a suffix,
+    so ``pooler`` would not protect ``bert.pooler.dense``, but ``bert.pooler`` does.
+    """
     from transformers import AutoModelForSequenceClassification
 
     with torch.device("meta"):
@@ -136,7 +142,11 @@ def _predicted_new_modules(load_path: str, base_config: Any, revision: str | Non
         stripped = name.removeprefix(prefix + ".")
         if not {name, stripped, f"{prefix}.{name}"} & keys:
             missing.append(name)
-    return new_module_names(skeleton, missing)
+    heads = new_module_names(skeleton, missing)
+    wanted = set(heads) | set(extra_trainable)
+    skip = sorted(name for name, _ in skeleton.named_modules()
+                  if name and any(name == key or name.endswith("." + key) for key in wanted))
+    return heads, skip
 
 
 def label_config_kwargs(label_names: list[str]) -> dict[str, Any]:
@@ -185,7 +195,8 @@ def build_model(model_config: ModelConfig, method: MethodConfig, label_names: li
     common = {"revision": model_config.revision, "trust_remote_code": model_config.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
-        base_config = AutoConfig.from_pretrained(load_path, **common, **label_config_kwargs(label_names))
+        base_config = AutoConfig.from_pretrained(load_path, **common, **model_config.config_kwargs,
+                                                 **label_config_kwargs(label_names))
     except OSError as exc:
         raise AdaptersUserError(f"cannot load the base model ({str(exc).splitlines()[0]})",
                                 where="model.name_or_path") from None
@@ -197,10 +208,11 @@ def build_model(model_config: ModelConfig, method: MethodConfig, label_names: li
 
     extra_trainable = list(method.peft_kwargs().get("modules_to_save") or [])
     predicted: list[str] = []
+    skip: list[str] = []
     quant = None
     if model_config.quantization != "none":
-        predicted = _predicted_new_modules(load_path, base_config, model_config.revision)
-        quant = quantization_config(model_config, predicted + extra_trainable)
+        predicted, skip = _quantization_plan(load_path, base_config, model_config.revision, extra_trainable)
+        quant = quantization_config(model_config, skip)
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
     model, loading_info = AutoModelForSequenceClassification.from_pretrained(
         load_path, config=base_config, dtype=dtype, quantization_config=quant, output_loading_info=True,
@@ -218,13 +230,22 @@ def build_model(model_config: ModelConfig, method: MethodConfig, label_names: li
                                f"{predicted}; refusing to train a quantized task head")
         _disable_avx512bf16(model)
         for name, module in model.named_modules():  # heads in the compute dtype, not the storage dtype
-            if name in heads:
+            if name in skip:
                 module.to(_compute_dtype(model_config))
-    model.config.quantization_skip_modules = sorted(set(heads) | set(extra_trainable))
+    model.config.quantization_skip_modules = skip if quant is not None else sorted(set(heads) | set(extra_trainable))
+    if method.type == "prefix_tuning":
+        import inspect
+
+        forwards = (model.forward, model.base_model.forward)  # PEFT looks at the backbone too
+        if not any("past_key_values" in inspect.signature(forward).parameters for forward in forwards):
+            raise AdaptersUserError(f"prefix tuning: PEFT {peft.__version__} injects prefixes through a "
+                                    f"past_key_values argument, which {type(model).__name__} does not take "
+                                    "(transformers 5 models take a cache object); use prompt_tuning or p_tuning",
+                                    where="method.type")
     peft_config = build_peft_config(method, heads, total_steps)
     peft_model = peft.get_peft_model(model, peft_config)
     provenance.update({"load_path": load_path, "revision": model_config.revision,
-                       "new_modules": heads, "modules_to_save": sorted(peft_config.modules_to_save or []),
+                       "new_modules": heads, "modules_to_save": sorted(set(heads) | set(extra_trainable)),
                        "quantization": model_config.quantization})
     logger.info("task head modules from the load report: %s", heads)
     return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)

@@ -73,6 +73,7 @@ class ModelConfig(_Section):
     quantization: Literal["none", "8bit", "4bit"] = "none"
     torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
+    config_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
 class DataConfig(_Section):
@@ -157,7 +158,7 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: what `accelerate launch` says
     seed: int = 42
     eval_every: int | Literal["epoch"] = "epoch"
     early_stopping_patience: int | None = Field(None, ge=1)

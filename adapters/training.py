@@ -136,7 +136,9 @@ def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = 
         built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler)
     weights = class_weight_tensor(recipe.data.class_weights, data.frames["train"]["label"].to_numpy(),
                                   data.label_names)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(accelerator.device) if weights is not None else None)
+    if weights is not None:
+        weights = weights.to(accelerator.device)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     metric_args = metric_kwargs(recipe, data.label_names)
     if trackers:
         accelerator.init_trackers("train", config=_flat_hparams(recipe))
@@ -151,7 +153,8 @@ def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = 
     history: list[dict[str, Any]] = []
     best_score, best_step, best_state, bad_evals = -math.inf, 0, None, 0
     eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
-    bar = tqdm(total=total_steps, desc="Training", disable=not (progress and accelerator.is_local_main_process))
+    show = progress and accelerator.is_local_main_process
+    bar = tqdm(total=total_steps, desc="Training", disable=not show)
     started, step, running_loss, stop = time.perf_counter(), 0, [], False
     while not stop:
         model.train()
