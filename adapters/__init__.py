@@ -44,10 +44,12 @@ _LAZY = {
     "Classifier": "adapters.artifact",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "data", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "data":
+        return importlib.import_module("adapters.data")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'adapters' has no attribute {name!r}")

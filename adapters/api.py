@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from adapters.artifact import Classifier, load, publish, staging_dir, write_artifact
-from adapters.data import prepare_data, render_text, resolve_data_config
+from adapters.data import prepare_data, resolve_data_config
+from adapters.data.prepare import to_examples
 from adapters.data.readers import read_source
 from adapters.errors import AdaptersUserError
 from adapters.recipe import Recipe, load_recipe
@@ -34,8 +35,12 @@ class TrainResult:
         return load(self.output_dir)
 
 
-def _resolved(recipe: str | Path | Mapping[str, Any] | Recipe | None, overrides: Any,
-              sections: dict[str, Any], output_dir: str | Path | None) -> Recipe:
+def _resolved(
+    recipe: str | Path | Mapping[str, Any] | Recipe | None,
+    overrides: Any,
+    sections: dict[str, Any],
+    output_dir: str | Path | None,
+) -> Recipe:
     resolved = load_recipe(recipe, overrides, **sections)
     updates: dict[str, Any] = {"data": resolve_data_config(resolved.data)}
     if output_dir is not None:
@@ -43,10 +48,16 @@ def _resolved(recipe: str | Path | Mapping[str, Any] | Recipe | None, overrides:
     return resolved.model_copy(update=updates)
 
 
-def train(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
-          overrides: Iterable[str] | Mapping[str, Any] | None = None, *, data: pd.DataFrame | None = None,
-          output_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
-          **sections: Any) -> TrainResult:
+def train(
+    recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    *,
+    data: pd.DataFrame | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    **sections: Any,
+) -> TrainResult:
     """Train a recipe and write its artifact directory; return its metrics.
 
     ``recipe`` is a YAML path, a built-in name (``german-credit/lora``), a dict or a :class:`Recipe`;
@@ -55,17 +66,18 @@ def train(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
     """
     from accelerate import PartialState
 
-    from adapters.training import run_training
+    from adapters.training import no_accelerator_device, run_training
 
     if data is not None:  # the frame replaces data.source; say so in the saved recipe
         sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
     if target.exists() and not overwrite:
-        raise AdaptersUserError("output directory exists; pass --overwrite (overwrite=True) to replace it",
-                                where=str(target))
+        raise AdaptersUserError(
+            "output directory exists; pass --overwrite (overwrite=True) to replace it", where=str(target)
+        )
     prepared = prepare_data(resolved.data, data)
-    state = PartialState()
+    state = PartialState(cpu=no_accelerator_device())
     staging = target.parent / f".{target.name}.partial"
     if state.is_main_process:
         staging = staging_dir(target, overwrite)
@@ -77,28 +89,12 @@ def train(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
             summary = write_artifact(staging, outcome, resolved, prepared)
             publish(staging, target)
         state.wait_for_everyone()
+        state.destroy_process_group()
     except BaseException:
         if state.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(target, outcome.metrics, summary)
-
-
-def _labelled_frame(classifier: Classifier, path: str | Path) -> tuple[list[str], list[int]]:
-    config = classifier.recipe.data
-    frame = read_source(str(path), "auto")
-    frame = pd.concat(frame.values(), ignore_index=True)
-    if config.label_column not in frame.columns:
-        raise AdaptersUserError(f"label column {config.label_column!r} not found", where=str(path))
-    texts = render_text(frame, config.template, config.text_columns, where=str(path))
-    lookup = {name: index for index, name in enumerate(classifier.label_names)}
-    labels = []
-    for position, value in enumerate(frame[config.label_column].astype(str)):
-        if value not in lookup:
-            raise AdaptersUserError(f"label {value!r} is not one of {classifier.label_names}",
-                                    where=f"{path}, row {position + 1}")
-        labels.append(lookup[value])
-    return texts, labels
 
 
 def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str, float]:
@@ -113,18 +109,33 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
         test = prepare_data(classifier.recipe.data).frames["test"]
         texts, labels = test["text"].tolist(), test["label"].tolist()
     else:
-        texts, labels = _labelled_frame(classifier, data)
+        frame = pd.concat(read_source(str(data), "auto").values(), ignore_index=True)
+        examples = to_examples(
+            frame,
+            classifier.recipe.data.model_copy(update={"split_column": None}),
+            classifier.label_names,
+            where=str(data),
+        )
+        texts, labels = examples["text"].tolist(), examples["label"].tolist()
     probabilities = classifier.predict_proba(texts)
-    return compute_metrics(classifier.recipe.eval.metrics, probabilities, np.asarray(labels),
-                           **metric_kwargs(classifier.recipe, classifier.label_names))
+    return compute_metrics(
+        classifier.recipe.eval.metrics,
+        probabilities,
+        np.asarray(labels),
+        **metric_kwargs(classifier.recipe, classifier.label_names),
+    )
 
 
-def predict(directory: str | Path, inputs: str | Path | pd.DataFrame,
-            output: str | Path | None = None) -> pd.DataFrame:
+def predict(
+    directory: str | Path, inputs: str | Path | pd.DataFrame, output: str | Path | None = None
+) -> pd.DataFrame:
     """Add ``prob_<label>`` columns and ``prediction`` to the input rows; write CSV atomically if asked."""
     classifier = load(directory)
-    frame = inputs if isinstance(inputs, pd.DataFrame) else \
-        pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
+    frame = (
+        inputs
+        if isinstance(inputs, pd.DataFrame)
+        else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
+    )
     probabilities = classifier.predict_proba(frame)
     result = frame.copy()
     for index, name in enumerate(classifier.label_names):

@@ -22,16 +22,24 @@ from adapters.recipe import Recipe, load_recipe
 
 __all__ = ["Classifier", "load", "staging_dir", "publish", "write_artifact", "ARTIFACT_FILES"]
 
-ARTIFACT_FILES = ("adapter_config.json", "adapter_model.safetensors", "config.json", "recipe.yaml",
-                  "metrics.json", "predictions.csv", "README.md")
+ARTIFACT_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "config.json",
+    "recipe.yaml",
+    "metrics.json",
+    "predictions.csv",
+    "README.md",
+)
 
 
 def staging_dir(output_dir: Path, overwrite: bool) -> Path:
     """Refuse an existing output dir (unless ``overwrite``) and make an empty staging dir beside it."""
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:
-        raise AdaptersUserError("output directory exists; pass --overwrite (overwrite=True) to replace it",
-                                where=str(output_dir))
+        raise AdaptersUserError(
+            "output directory exists; pass --overwrite (overwrite=True) to replace it", where=str(output_dir)
+        )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = output_dir.parent / f".{output_dir.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -54,8 +62,9 @@ def _write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n", encoding="utf-8")
 
 
-def predictions_frame(row_ids: Sequence[str], labels: Sequence[int], probabilities: np.ndarray,
-                      label_names: list[str]) -> pd.DataFrame:
+def predictions_frame(
+    row_ids: Sequence[str], labels: Sequence[int], probabilities: np.ndarray, label_names: list[str]
+) -> pd.DataFrame:
     """``row_id``, ``label`` (the true label's name) and one ``prob_<label>`` column per label."""
     frame = pd.DataFrame({"row_id": list(row_ids), "label": [label_names[i] for i in labels]})
     for index, name in enumerate(label_names):
@@ -83,9 +92,11 @@ def check_parity(model: Any, tokenizer: Any, adapter_dir: Path, texts: list[str]
     difference = float((before - after).abs().max())
     tolerance = 1e-4 if quantization == "none" else 2e-2
     if difference > tolerance:
-        raise RuntimeError(f"save → reload parity check failed: probabilities differ by {difference:.3g} "
-                           f"(tolerance {tolerance}); the adapter in {adapter_dir} does not reproduce the "
-                           "trained model (task head not saved?) — nothing was written")
+        raise RuntimeError(
+            f"save → reload parity check failed: probabilities differ by {difference:.3g} "
+            f"(tolerance {tolerance}); the adapter in {adapter_dir} does not reproduce the "
+            "trained model (task head not saved?) — nothing was written"
+        )
     return difference
 
 
@@ -100,14 +111,19 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     _write_json(staging / "metrics.json", outcome.metrics)
     test = data.frames["test"]
-    predictions_frame(test["row_id"], test["label"], outcome.test_probabilities,
-                      data.label_names).to_csv(staging / "predictions.csv", index=False)
+    predictions_frame(test["row_id"], test["label"], outcome.test_probabilities, data.label_names).to_csv(
+        staging / "predictions.csv", index=False
+    )
     texts = data.frames["validation"]["text"].head(8).tolist()
     difference = check_parity(model, tokenizer, staging, texts, recipe.model.quantization)
     summary = {
-        "best_step": outcome.best_step, "steps": outcome.steps, "train_seconds": round(outcome.seconds, 1),
+        "best_step": outcome.best_step,
+        "steps": outcome.steps,
+        "train_seconds": round(outcome.seconds, 1),
         "parity_max_abs_diff": difference,
-        "num_processes": outcome.accelerator.num_processes, "history": outcome.history, "data": data.info,
+        "num_processes": outcome.accelerator.num_processes,
+        "history": outcome.history,
+        "data": data.info,
         "base_model": outcome.built.provenance,
     }
     _write_json(staging / "training_summary.json", summary)
@@ -151,9 +167,14 @@ class Classifier:
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                encoded = self.tokenizer([texts[i] for i in chunk], truncation=True,
-                                         max_length=self.recipe.data.max_length, padding=True, return_tensors="pt")
+                chunk = order[start : start + batch_size]
+                encoded = self.tokenizer(
+                    [texts[i] for i in chunk],
+                    truncation=True,
+                    max_length=self.recipe.data.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
                 out[chunk] = self.model(**encoded).logits.float().softmax(-1).numpy()
         return out
 
@@ -165,12 +186,13 @@ class Classifier:
         """Binary tasks apply the saved decision threshold to P(positive); others take the argmax."""
         if len(self.label_names) == 2 and self.positive_label in self.label_names:
             positive = self.label_names.index(self.positive_label)
-            return [self.label_names[positive if row[positive] >= self.threshold else 1 - positive]
-                    for row in probabilities]
+            return [
+                self.label_names[positive if row[positive] >= self.threshold else 1 - positive]
+                for row in probabilities
+            ]
         return [self.label_names[i] for i in probabilities.argmax(axis=1)]
 
 
 def load(directory: str | Path) -> Classifier:
     """Load a trained artifact directory as a :class:`Classifier`."""
     return Classifier(directory)
-

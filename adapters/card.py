@@ -17,12 +17,15 @@ def _format(value: float) -> str:
     return "n/a" if value != value else f"{value:.4f}"  # NaN check without numpy
 
 
-def render_model_card(recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]],
-                      summary: dict[str, Any]) -> str:
+def render_model_card(
+    recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]], summary: dict[str, Any]
+) -> str:
     """Fill the card template; the YAML header is Hub metadata (library, base model, tags, metrics)."""
     base = summary.get("base_model", {})
     base_id = base.get("hub_id") or base.get("local_path") or recipe.model.name_or_path
-    base_note = f" (loaded from the copy embedded in `{base['embedded_in']}`)" if base.get("embedded_in") else ""
+    base_note = (
+        f" (loaded from the copy embedded in `{base['embedded_in']}`)" if base.get("embedded_in") else ""
+    )
     source = data.info.get("source", recipe.data.source)
     data_note = ""
     try:
@@ -35,39 +38,66 @@ def render_model_card(recipe: Recipe, data: Any, metrics: dict[str, dict[str, fl
         pass
     rows = data.info.get("rows", {})
     names = sorted(set(metrics.get("validation", {})) | set(metrics.get("test", {})))
-    metric_rows = "\n".join(f"| {name} | {_format(metrics.get('validation', {}).get(name, float('nan')))} | "
-                            f"{_format(metrics.get('test', {}).get(name, float('nan')))} |" for name in names)
+    metric_rows = "\n".join(
+        f"| {name} | {_format(metrics.get('validation', {}).get(name, float('nan')))} | "
+        f"{_format(metrics.get('test', {}).get(name, float('nan')))} |"
+        for name in names
+    )
     card_data = {
         "library_name": "peft",
         "base_model": base_id,
         "pipeline_tag": "text-classification",
         "tags": ["peft", recipe.method.type, "peft-recipes"],
-        "model-index": [{"name": recipe.name, "results": [{
-            "task": {"type": "text-classification"},
-            "dataset": {"name": str(recipe.data.source), "type": str(recipe.data.source), "split": "test"},
-            "metrics": [{"type": name, "value": float(value)} for name, value in metrics.get("test", {}).items()
-                        if value == value],
-        }]}],
+        "model-index": [
+            {
+                "name": recipe.name,
+                "results": [
+                    {
+                        "task": {"type": "text-classification"},
+                        "dataset": {
+                            "name": str(recipe.data.source),
+                            "type": str(recipe.data.source),
+                            "split": "test",
+                        },
+                        "metrics": [
+                            {"type": name, "value": float(value)}
+                            for name, value in metrics.get("test", {}).items()
+                            if value == value
+                        ],
+                    }
+                ],
+            }
+        ],
     }
     template = files("adapters").joinpath("templates/model_card.md").read_text(encoding="utf-8")
     return template.format(
         card_data=yaml.safe_dump(card_data, sort_keys=False).strip(),
-        name=recipe.name, description=recipe.description or "",
-        method=recipe.method.type, base_model=base_id, base_note=base_note,
-        num_labels=len(data.label_names), label_list=", ".join(data.label_names),
+        name=recipe.name,
+        description=recipe.description or "",
+        method=recipe.method.type,
+        base_model=base_id,
+        base_note=base_note,
+        num_labels=len(data.label_names),
+        label_list=", ".join(data.label_names),
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",
         modules_to_save=", ".join(f"`{m}`" for m in base.get("modules_to_save", [])) or "none",
         data_source=source,
         data_rows=", ".join(f"{split}: {count} rows" for split, count in rows.items()),
-        data_note=data_note, primary_metric=recipe.eval.primary_metric, metric_rows=metric_rows,
-        positive_label=recipe.data.positive_label or data.label_names[-1], threshold=recipe.eval.threshold,
-        steps=summary.get("steps"), seconds=summary.get("train_seconds"), best_step=summary.get("best_step"),
+        data_note=data_note,
+        primary_metric=recipe.eval.primary_metric,
+        metric_rows=metric_rows,
+        positive_label=recipe.data.positive_label or data.label_names[-1],
+        threshold=recipe.eval.threshold,
+        steps=summary.get("steps"),
+        seconds=summary.get("train_seconds"),
+        best_step=summary.get("best_step"),
         test_rows=rows.get("test", "?"),
     )
 
 
-def write_model_card(directory: Path, recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]],
-                     summary: dict[str, Any]) -> Path:
+def write_model_card(
+    directory: Path, recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]], summary: dict[str, Any]
+) -> Path:
     path = Path(directory) / "README.md"
     path.write_text(render_model_card(recipe, data, metrics, summary), encoding="utf-8")
     return path

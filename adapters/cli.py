@@ -17,7 +17,9 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adapters", description="Parameter-efficient transfer learning recipes.")
+    parser = argparse.ArgumentParser(
+        prog="adapters", description="Parameter-efficient transfer learning recipes."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors too")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -30,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="metrics of a trained artifact")
     evaluate.add_argument("directory")
-    evaluate.add_argument("--data", help="a labelled csv/jsonl/parquet file (default: the recipe's test split)")
+    evaluate.add_argument(
+        "--data", help="a labelled csv/jsonl/parquet file (default: the recipe's test split)"
+    )
 
     predict = commands.add_parser("predict", help="probabilities for new rows")
     predict.add_argument("directory")
@@ -46,19 +50,30 @@ def _run(args: argparse.Namespace) -> int:
         from adapters.recipe import list_recipes
 
         for name, path in list_recipes().items():
-            first = next((line[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()
-                          if line.startswith("#") and line[1:].strip()), "")
+            first = next(
+                (
+                    line[1:].strip()
+                    for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.startswith("#") and line[1:].strip()
+                ),
+                "",
+            )
             print(f"{name:28s} {first}")
         return 0
 
     from adapters import api
 
     if args.command == "train":
-        result = api.train(args.recipe, args.overrides, output_dir=args.output, overwrite=args.overwrite,
-                           progress=not args.no_progress)
+        result = api.train(
+            args.recipe,
+            args.overrides,
+            output_dir=args.output,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
         from accelerate import PartialState
 
-        if PartialState().is_main_process:
+        if PartialState().is_main_process:  # already initialised by train()
             print(json.dumps(result.metrics, indent=2))
             print(f"artifact: {result.output_dir}")
     elif args.command == "eval":

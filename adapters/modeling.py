@@ -19,8 +19,15 @@ import torch
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DEFAULT_BASE_MODEL, PEFT_METHODS, MethodConfig, ModelConfig
 
-__all__ = ["BuiltModel", "build_model", "build_peft_config", "resolve_base_model", "quantization_config",
-           "new_module_names", "label_config_kwargs"]
+__all__ = [
+    "BuiltModel",
+    "build_model",
+    "build_peft_config",
+    "resolve_base_model",
+    "quantization_config",
+    "new_module_names",
+    "label_config_kwargs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +82,12 @@ def quantization_config(config: ModelConfig, skip_modules: list[str]) -> Any | N
 
     if config.quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_compute_dtype=_compute_dtype(config),
-                              llm_int8_skip_modules=list(skip_modules))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=_compute_dtype(config),
+        llm_int8_skip_modules=list(skip_modules),
+    )
 
 
 def new_module_names(model: torch.nn.Module, missing_keys: list[str] | set[str]) -> list[str]:
@@ -123,9 +133,10 @@ def _checkpoint_keys(load_path: str, revision: str | None) -> set[str]:
     return set(get_safetensors_metadata(load_path, revision=revision).weight_map)
 
 
-def _quantization_plan(load_path: str, base_config: Any, revision: str | None,
-                       extra_trainable: list[str]) -> tuple[list[str], list[str]]:
-    """Before a quantized load: the new (head) modules, and the full names of every module to keep unquantized.
+def _quantization_plan(
+    load_path: str, base_config: Any, revision: str | None, extra_trainable: list[str]
+) -> tuple[list[str], list[str]]:
+    """Before a quantized load: the new (head) modules, and full names of all modules to keep unquantized.
 
     The model is built on the meta device (no memory) and compared with the checkpoint's tensor names.
     Full names matter: the quantizer matches a skip entry from the start of a module name or as a suffix,
@@ -144,8 +155,11 @@ def _quantization_plan(load_path: str, base_config: Any, revision: str | None,
             missing.append(name)
     heads = new_module_names(skeleton, missing)
     wanted = set(heads) | set(extra_trainable)
-    skip = sorted(name for name, _ in skeleton.named_modules()
-                  if name and any(name == key or name.endswith("." + key) for key in wanted))
+    skip = sorted(
+        name
+        for name, _ in skeleton.named_modules()
+        if name and any(name == key or name.endswith("." + key) for key in wanted)
+    )
     return heads, skip
 
 
@@ -159,7 +173,9 @@ def label_config_kwargs(label_names: list[str]) -> dict[str, Any]:
     }
 
 
-def build_peft_config(method: MethodConfig, modules_to_save: list[str], total_steps: int | None = None) -> Any:
+def build_peft_config(
+    method: MethodConfig, modules_to_save: list[str], total_steps: int | None = None
+) -> Any:
     """PEFT's own config class for ``method.type``, with the task head always in ``modules_to_save``."""
     import peft
 
@@ -184,9 +200,14 @@ def _disable_avx512bf16(model: torch.nn.Module) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def build_model(model_config: ModelConfig, method: MethodConfig, label_names: list[str],
-                positive_label: str | None = None, threshold: float = 0.5,
-                total_steps: int | None = None) -> BuiltModel:
+def build_model(
+    model_config: ModelConfig,
+    method: MethodConfig,
+    label_names: list[str],
+    positive_label: str | None = None,
+    threshold: float = 0.5,
+    total_steps: int | None = None,
+) -> BuiltModel:
     """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT."""
     import peft
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -195,11 +216,13 @@ def build_model(model_config: ModelConfig, method: MethodConfig, label_names: li
     common = {"revision": model_config.revision, "trust_remote_code": model_config.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
-        base_config = AutoConfig.from_pretrained(load_path, **common, **model_config.config_kwargs,
-                                                 **label_config_kwargs(label_names))
+        base_config = AutoConfig.from_pretrained(
+            load_path, **common, **model_config.config_kwargs, **label_config_kwargs(label_names)
+        )
     except OSError as exc:
-        raise AdaptersUserError(f"cannot load the base model ({str(exc).splitlines()[0]})",
-                                where="model.name_or_path") from None
+        raise AdaptersUserError(
+            f"cannot load the base model ({str(exc).splitlines()[0]})", where="model.name_or_path"
+        ) from None
     if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
         tokenizer.pad_token = tokenizer.eos_token
     base_config.pad_token_id = tokenizer.pad_token_id
@@ -215,38 +238,57 @@ def build_model(model_config: ModelConfig, method: MethodConfig, label_names: li
         quant = quantization_config(model_config, skip)
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
     model, loading_info = AutoModelForSequenceClassification.from_pretrained(
-        load_path, config=base_config, dtype=dtype, quantization_config=quant, output_loading_info=True,
-        **common)
+        load_path,
+        config=base_config,
+        dtype=dtype,
+        quantization_config=quant,
+        output_loading_info=True,
+        **common,
+    )
     model.config.name_or_path = load_path  # AutoPeftModel reloads the base from here
     heads = new_module_names(model, loading_info["missing_keys"])
     if not heads:
-        raise AdaptersUserError("the base model already has a sequence-classification head (no new modules "
-                                "in its load report); start from a base model checkpoint",
-                                where="model.name_or_path")
+        raise AdaptersUserError(
+            "the base model already has a sequence-classification head (no new modules "
+            "in its load report); start from a base model checkpoint",
+            where="model.name_or_path",
+        )
     if quant is not None:
         unexpected = [name for name in heads if name not in predicted]
         if unexpected:
-            raise RuntimeError(f"head modules {unexpected} were quantized: the pre-load discovery found "
-                               f"{predicted}; refusing to train a quantized task head")
+            raise RuntimeError(
+                f"head modules {unexpected} were quantized: the pre-load discovery found "
+                f"{predicted}; refusing to train a quantized task head"
+            )
         _disable_avx512bf16(model)
         for name, module in model.named_modules():  # heads in the compute dtype, not the storage dtype
             if name in skip:
                 module.to(_compute_dtype(model_config))
-    model.config.quantization_skip_modules = skip if quant is not None else sorted(set(heads) | set(extra_trainable))
+    model.config.quantization_skip_modules = (
+        skip if quant is not None else sorted(set(heads) | set(extra_trainable))
+    )
     if method.type == "prefix_tuning":
         import inspect
 
         forwards = (model.forward, model.base_model.forward)  # PEFT looks at the backbone too
         if not any("past_key_values" in inspect.signature(forward).parameters for forward in forwards):
-            raise AdaptersUserError(f"prefix tuning: PEFT {peft.__version__} injects prefixes through a "
-                                    f"past_key_values argument, which {type(model).__name__} does not take "
-                                    "(transformers 5 models take a cache object); use prompt_tuning or p_tuning",
-                                    where="method.type")
+            raise AdaptersUserError(
+                f"prefix tuning: PEFT {peft.__version__} injects prefixes through a "
+                f"past_key_values argument, which {type(model).__name__} does not take "
+                "(transformers 5 models take a cache object); use prompt_tuning or p_tuning",
+                where="method.type",
+            )
     peft_config = build_peft_config(method, heads, total_steps)
     peft_model = peft.get_peft_model(model, peft_config)
-    provenance.update({"load_path": load_path, "revision": model_config.revision,
-                       "new_modules": heads, "modules_to_save": sorted(set(heads) | set(extra_trainable)),
-                       "quantization": model_config.quantization})
+    provenance.update(
+        {
+            "load_path": load_path,
+            "revision": model_config.revision,
+            "new_modules": heads,
+            "modules_to_save": sorted(set(heads) | set(extra_trainable)),
+            "quantization": model_config.quantization,
+        }
+    )
     logger.info("task head modules from the load report: %s", heads)
     return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)
 
@@ -258,8 +300,12 @@ def load_adapter_model(adapter_dir: str | Path, quantization: str = "none") -> t
 
     adapter_dir = str(adapter_dir)
     saved = AutoConfig.from_pretrained(adapter_dir)
-    kwargs: dict[str, Any] = {"id2label": saved.id2label, "label2id": saved.label2id,
-                              "num_labels": saved.num_labels, "problem_type": saved.problem_type}
+    kwargs: dict[str, Any] = {
+        "id2label": saved.id2label,
+        "label2id": saved.label2id,
+        "num_labels": saved.num_labels,
+        "problem_type": saved.problem_type,
+    }
     if quantization != "none":
         heads = list(getattr(saved, "quantization_skip_modules", []))
         kwargs["quantization_config"] = quantization_config(ModelConfig(quantization=quantization), heads)

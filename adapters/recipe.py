@@ -9,6 +9,7 @@ here.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,13 +53,33 @@ PEFT_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 # Keys the library sets itself; a recipe setting them would be overwritten or would break saving.
-_MANAGED_PEFT_KEYS = {"task_type", "peft_type", "base_model_name_or_path", "revision", "inference_mode",
-                      "auto_mapping", "peft_version"}
+_MANAGED_PEFT_KEYS = {
+    "task_type",
+    "peft_type",
+    "base_model_name_or_path",
+    "revision",
+    "inference_mode",
+    "auto_mapping",
+    "peft_version",
+}
 
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss"})
 
-DEFAULT_METRICS = ["roc_auc", "pr_auc", "gini", "ks", "accuracy", "precision", "recall", "f1", "f1_macro",
-                   "log_loss", "brier", "ece", "expected_cost"]
+DEFAULT_METRICS = [
+    "roc_auc",
+    "pr_auc",
+    "gini",
+    "ks",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "f1_macro",
+    "log_loss",
+    "brier",
+    "ece",
+    "expected_cost",
+]
 
 
 class _Section(BaseModel):
@@ -116,8 +137,10 @@ class MethodConfig(BaseModel):
     def _known_type(cls, value: str) -> str:
         value = value.lower().replace("-", "_")
         if value not in PEFT_METHODS:
-            raise ValueError(f"unsupported PEFT method {value!r}; supported for sequence classification: "
-                             f"{', '.join(PEFT_METHODS)}")
+            raise ValueError(
+                f"unsupported PEFT method {value!r}; supported for sequence classification: "
+                f"{', '.join(PEFT_METHODS)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -127,8 +150,10 @@ class MethodConfig(BaseModel):
             if key in _MANAGED_PEFT_KEYS:
                 raise ValueError(f"method.{key} is set by peft-recipes itself and cannot be given")
             if key not in valid:
-                raise ValueError(f"unknown key method.{key} for {self.type}; valid keys: "
-                                 f"{', '.join(sorted(valid - _MANAGED_PEFT_KEYS))}")
+                raise ValueError(
+                    f"unknown key method.{key} for {self.type}; valid keys: "
+                    f"{', '.join(sorted(valid - _MANAGED_PEFT_KEYS))}"
+                )
         return self
 
     def peft_kwargs(self) -> dict[str, Any]:
@@ -153,8 +178,9 @@ class TrainingConfig(_Section):
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(5e-4, gt=0)
-    scheduler: Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-                       "constant_with_warmup"] = "linear"
+    scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = "linear"
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
@@ -185,8 +211,10 @@ class EvalConfig(_Section):
     @model_validator(mode="after")
     def _primary_is_computed(self) -> EvalConfig:
         if self.primary_metric != "loss" and self.primary_metric not in self.metrics:
-            raise ValueError(f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "
-                             f"({', '.join(self.metrics)}) and is not 'loss'")
+            raise ValueError(
+                f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "
+                f"({', '.join(self.metrics)}) and is not 'loss'"
+            )
         return self
 
     @property
@@ -278,8 +306,40 @@ def _resolve_path(recipe: str | Path) -> Path:
     name = str(recipe).removesuffix(".yaml").removeprefix("recipes/")
     if name in builtin:
         return builtin[name]
-    raise AdaptersUserError(f"no such recipe file or built-in recipe; built-ins: {', '.join(builtin)}",
-                            where=str(recipe))
+    raise AdaptersUserError(
+        f"no such recipe file or built-in recipe; built-ins: {', '.join(builtin)}", where=str(recipe)
+    )
+
+
+def _override_pairs(items: Iterable[str] | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    if items is None:
+        return []
+    if isinstance(items, Mapping):
+        return list(items.items())
+    pairs = []
+    for item in items:
+        if "=" not in item:
+            raise AdaptersUserError("an override must look like section.key=value", where=item)
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise AdaptersUserError("the value is not valid YAML", where=item) from None
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict; the value replaces what was there (a dict is not merged)."""
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = target.get(part)
+        if child is None:
+            child = target[part] = {}
+        if not isinstance(child, dict):
+            raise AdaptersUserError(f"{part!r} is a value, not a section", where=key)
+        target = child
+    target[parts[-1]] = value
 
 
 def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -289,27 +349,8 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
     natural types.
     """
     nested: dict[str, Any] = {}
-    if items is None:
-        return nested
-    pairs: Iterable[tuple[str, Any]]
-    if isinstance(items, Mapping):
-        pairs = items.items()
-    else:
-        parsed = []
-        for item in items:
-            if "=" not in item:
-                raise AdaptersUserError("an override must look like section.key=value", where=item)
-            key, text = item.split("=", 1)
-            parsed.append((key.strip(), yaml.safe_load(text) if text.strip() else None))
-        pairs = parsed
-    for key, value in pairs:
-        parts = key.split(".")
-        target = nested
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise AdaptersUserError("conflicting overrides", where=key)
-        target[parts[-1]] = value
+    for key, value in _override_pairs(items):
+        _set_dotted(nested, key, value)
     return nested
 
 
@@ -323,9 +364,11 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_recipe(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
-                overrides: Iterable[str] | Mapping[str, Any] | None = None,
-                **sections: Any) -> Recipe:
+def load_recipe(
+    recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    **sections: Any,
+) -> Recipe:
     """Load a recipe (file path, built-in name, dict or Recipe) and apply overrides.
 
     ``overrides`` takes dotted keys (CLI style); ``sections`` takes whole sections as keyword arguments,
@@ -337,7 +380,7 @@ def load_recipe(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
     if isinstance(recipe, Recipe):
         raw = recipe.to_dict()
     elif isinstance(recipe, Mapping):
-        raw = dict(recipe)
+        raw = copy.deepcopy(dict(recipe))  # overrides must not write into the caller's dict
     else:
         path = _resolve_path(recipe)
         where = str(path)
@@ -346,11 +389,15 @@ def load_recipe(recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
-            raise AdaptersUserError(f"invalid YAML ({getattr(exc, 'problem', exc)})", where=f"{path}{line}") from None
+            raise AdaptersUserError(
+                f"invalid YAML ({getattr(exc, 'problem', exc)})", where=f"{path}{line}"
+            ) from None
         if not isinstance(raw, dict):
             raise AdaptersUserError("a recipe must be a YAML mapping of sections", where=where)
-        raw.setdefault("name", path.stem if path.parent.name in ("", ".") else
-                       f"{path.parent.name}-{path.stem}")
-    raw = _merge(raw, parse_overrides(overrides))
+        raw.setdefault(
+            "name", path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
+        )
     raw = _merge(raw, sections)
+    for key, value in _override_pairs(overrides):
+        _set_dotted(raw, key, value)
     return Recipe.from_dict(raw, where=where)

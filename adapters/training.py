@@ -26,7 +26,14 @@ from adapters.metrics import compute_metrics
 from adapters.modeling import BuiltModel, build_model
 from adapters.recipe import Recipe
 
-__all__ = ["TrainingOutcome", "run_training", "predict_probabilities", "metric_kwargs", "class_weight_tensor"]
+__all__ = [
+    "TrainingOutcome",
+    "run_training",
+    "no_accelerator_device",
+    "predict_probabilities",
+    "metric_kwargs",
+    "class_weight_tensor",
+]
 
 logger = get_logger(__name__)
 
@@ -45,19 +52,39 @@ class TrainingOutcome:
     seconds: float = 0.0
 
 
+def no_accelerator_device() -> bool:
+    """True when only the CPU can run the model.
+
+    Accelerate must then be told so explicitly: ``accelerate launch --multi_gpu`` on a CPU-only machine
+    otherwise starts N processes that each believe they run alone (no process group, N artifacts).
+    """
+    xpu = getattr(torch, "xpu", None)
+    return not (
+        torch.cuda.is_available()
+        or torch.backends.mps.is_available()
+        or (xpu is not None and xpu.is_available())
+    )
+
+
 def metric_kwargs(recipe: Recipe, label_names: list[str]) -> dict[str, Any]:
     """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``."""
     positive = recipe.data.positive_label
     cost = None
     if recipe.eval.cost_matrix:
-        cost = [[float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
-                for true in label_names]
-    return {"positive_label": label_names.index(positive) if positive in label_names else len(label_names) - 1,
-            "threshold": recipe.eval.threshold, "cost_matrix": cost}
+        cost = [
+            [float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
+            for true in label_names
+        ]
+    return {
+        "positive_label": label_names.index(positive) if positive in label_names else len(label_names) - 1,
+        "threshold": recipe.eval.threshold,
+        "cost_matrix": cost,
+    }
 
 
-def class_weight_tensor(setting: str | dict[str, float], labels: np.ndarray,
-                        label_names: list[str]) -> torch.Tensor | None:
+def class_weight_tensor(
+    setting: str | dict[str, float], labels: np.ndarray, label_names: list[str]
+) -> torch.Tensor | None:
     """``balanced`` weights classes by n / (k · count); a dict gives weights by label name."""
     if setting == "none":
         return None
@@ -72,20 +99,26 @@ def _model_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str,
 
 
 @torch.no_grad()
-def predict_probabilities(model: Any, loader: Any, accelerator: Accelerator,
-                          input_names: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_probabilities(
+    model: Any, loader: Any, accelerator: Accelerator, input_names: list[str]
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Class probabilities in row order, the true labels, and the mean loss, gathered over processes."""
     model.eval()
     probabilities, labels, positions, losses = [], [], [], []
     for batch in loader:
         logits = model(**_model_inputs(batch, input_names)).logits.float()
         loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
-        gathered = accelerator.gather_for_metrics((logits.softmax(-1), batch["labels"], batch["row_index"], loss))
+        gathered = accelerator.gather_for_metrics(
+            (logits.softmax(-1), batch["labels"], batch["row_index"], loss)
+        )
         for bucket, value in zip((probabilities, labels, positions, losses), gathered, strict=True):
             bucket.append(value.cpu())
     order = torch.cat(positions).argsort()
-    return (torch.cat(probabilities)[order].numpy(), torch.cat(labels)[order].numpy(),
-            float(torch.cat(losses).mean()))
+    return (
+        torch.cat(probabilities)[order].numpy(),
+        torch.cat(labels)[order].numpy(),
+        float(torch.cat(losses).mean()),
+    )
 
 
 def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
@@ -93,12 +126,15 @@ def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
     for section, values in recipe.to_dict().items():
         if isinstance(values, dict):
             for key, value in values.items():
-                flat[f"{section}.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+                flat[f"{section}.{key}"] = (
+                    value if isinstance(value, int | float | str | bool) else str(value)
+                )
     return flat
 
 
-def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = None,
-                 progress: bool = True) -> TrainingOutcome:
+def run_training(
+    recipe: Recipe, data: PreparedData, logging_dir: Path | None = None, progress: bool = True
+) -> TrainingOutcome:
     """Set up → train (evaluate, early-stop, keep best) → evaluate best on validation and test."""
     import time
 
@@ -108,34 +144,49 @@ def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     trackers = cfg.log_with if logging_dir is not None else []
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                              mixed_precision=cfg.mixed_precision, log_with=trackers or None,
-                              project_dir=str(logging_dir) if logging_dir else None)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=cfg.mixed_precision,
+        log_with=trackers or None,
+        project_dir=str(logging_dir) if logging_dir else None,
+    )
     set_seed(cfg.seed)
 
     # Set-up: steps first (AdaLoRA's schedule needs them), then model, then data.
     per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    built = build_model(recipe.model, recipe.method, data.label_names, data.positive_label,
-                        recipe.eval.threshold, total_steps)
+    built = build_model(
+        recipe.model, recipe.method, data.label_names, data.positive_label, recipe.eval.threshold, total_steps
+    )
     input_names = list(built.tokenizer.model_input_names)
     with accelerator.main_process_first():
         tokenized = tokenize_splits(data.to_datasets(), built.tokenizer, recipe.data.max_length)
-    loaders = {name: make_dataloader(tokenized[name], built.tokenizer,
-                                     cfg.per_device_batch_size if name == "train" else cfg.eval_batch_size,
-                                     train=name == "train", seed=cfg.seed)
-               for name in ("train", "validation", "test")}
+    loaders = {
+        name: make_dataloader(
+            tokenized[name],
+            built.tokenizer,
+            cfg.per_device_batch_size if name == "train" else cfg.eval_batch_size,
+            train=name == "train",
+            seed=cfg.seed,
+        )
+        for name in ("train", "validation", "test")
+    }
     trainable = [param for param in built.model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     # Accelerate steps a prepared scheduler once per process per optimizer step: count in those units.
-    scheduler = get_scheduler(cfg.scheduler, optimizer,
-                              num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
-                              num_training_steps=total_steps * accelerator.num_processes)
+    scheduler = get_scheduler(
+        cfg.scheduler,
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
+    )
     model, optimizer, train_loader, val_loader, test_loader, scheduler = accelerator.prepare(
-        built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler)
-    weights = class_weight_tensor(recipe.data.class_weights, data.frames["train"]["label"].to_numpy(),
-                                  data.label_names)
+        built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler
+    )
+    weights = class_weight_tensor(
+        recipe.data.class_weights, data.frames["train"]["label"].to_numpy(), data.label_names
+    )
     if weights is not None:
         weights = weights.to(accelerator.device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
@@ -180,22 +231,35 @@ def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = 
                 running_loss = []
                 scores = validate()
                 model.train()
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_loss": train_loss,
-                          **{f"validation_{key}": value for key, value in scores.items()}}
+                record = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 3),
+                    "train_loss": train_loss,
+                    **{f"validation_{key}": value for key, value in scores.items()},
+                }
                 history.append(record)
                 accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
                 score = scores[recipe.eval.primary_metric] * sign
-                bar.set_postfix(loss=f"{train_loss:.3f}",
-                                **{recipe.eval.primary_metric: f"{scores[recipe.eval.primary_metric]:.3f}"})
+                bar.set_postfix(
+                    loss=f"{train_loss:.3f}",
+                    **{recipe.eval.primary_metric: f"{scores[recipe.eval.primary_metric]:.3f}"},
+                )
                 if math.isnan(score) or score > best_score or best_state is None:
                     best_score, best_step, bad_evals = score if not math.isnan(score) else -math.inf, step, 0
-                    best_state = {name: param.detach().cpu().clone()
-                                  for name, param in unwrapped.named_parameters() if param.requires_grad}
+                    best_state = {
+                        name: param.detach().cpu().clone()
+                        for name, param in unwrapped.named_parameters()
+                        if param.requires_grad
+                    }
                 else:
                     bad_evals += 1
                     if cfg.early_stopping_patience and bad_evals >= cfg.early_stopping_patience:
-                        logger.info("early stopping at step %d (best step %d)", step, best_step,
-                                    main_process_only=True)
+                        logger.info(
+                            "early stopping at step %d (best step %d)",
+                            step,
+                            best_step,
+                            main_process_only=True,
+                        )
                         stop = True
             if step >= total_steps or stop:
                 stop = True
@@ -213,8 +277,11 @@ def run_training(recipe: Recipe, data: PreparedData, logging_dir: Path | None = 
         metrics[split] = {**compute_metrics(recipe.eval.metrics, probs, labels, **metric_args), "loss": loss}
         if split == "test":
             test_probabilities = probs
-    accelerator.log({f"best_{split}_{key}": value for split, values in metrics.items()
-                     for key, value in values.items()}, step=step)
-    accelerator.end_training()
+    accelerator.log(
+        {f"best_{split}_{key}": value for split, values in metrics.items() for key, value in values.items()},
+        step=step,
+    )
+    for tracker in accelerator.trackers:  # flush logs now; the process group lives until the artifact is saved
+        tracker.finish()
     built.model = unwrapped
     return TrainingOutcome(accelerator, built, metrics, test_probabilities, history, best_step, step, seconds)

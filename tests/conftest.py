@@ -37,9 +37,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=128, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     model = BertModel(config)
     model.config.name_or_path = str(directory)
     model.save_pretrained(directory)
@@ -70,8 +77,14 @@ def make_frame(rows: int = 80, seed: int = 0) -> pd.DataFrame:
     for index in range(rows):
         label = "bad" if index % 3 == 0 else "good"
         words = BAD_WORDS if label == "bad" else GOOD_WORDS
-        records.append({"applicant": f"A{index:03d}", "note": " ".join(rng.choice(words) for _ in range(3)),
-                        "income": rng.randint(1000, 5000), "outcome": label})
+        records.append(
+            {
+                "applicant": f"A{index:03d}",
+                "note": " ".join(rng.choice(words) for _ in range(3)),
+                "income": rng.randint(1000, 5000),
+                "outcome": label,
+            }
+        )
     return pd.DataFrame(records)
 
 
@@ -85,12 +98,20 @@ def tiny_recipe(model_dir: Path, **sections: dict) -> dict:
     recipe = {
         "name": "tiny",
         "model": {"name_or_path": str(model_dir)},
-        "data": {"text_columns": ["note"], "label_column": "outcome", "label_names": ["good", "bad"],
-                 "positive_label": "bad", "id_column": "applicant", "max_length": 32},
+        "data": {
+            "text_columns": ["note"],
+            "label_column": "outcome",
+            "label_names": ["good", "bad"],
+            "positive_label": "bad",
+            "id_column": "applicant",
+            "max_length": 32,
+        },
         "method": {"type": "lora", "r": 4, "lora_alpha": 8, "target_modules": ["query", "value"]},
         "training": {"epochs": 1, "per_device_batch_size": 8, "learning_rate": 5e-3, "log_with": []},
-        "eval": {"metrics": ["roc_auc", "accuracy", "f1", "log_loss", "expected_cost"],
-                 "cost_matrix": {"bad": {"good": 5}, "good": {"bad": 1}}},
+        "eval": {
+            "metrics": ["roc_auc", "accuracy", "f1", "log_loss", "expected_cost"],
+            "cost_matrix": {"bad": {"good": 5}, "good": {"bad": 1}},
+        },
     }
     for section, values in sections.items():
         recipe[section] = {**recipe.get(section, {}), **values} if isinstance(values, dict) else values

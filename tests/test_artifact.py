@@ -23,8 +23,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> a
     from tests.conftest import tiny_recipe
 
     output = tmp_path_factory.mktemp("artifacts") / "tiny"
-    recipe = tiny_recipe(tiny_model_dir, training={"epochs": 2, "log_with": ["tensorboard"]},
-                         method={"modules_to_save": ["pooler"]})
+    recipe = tiny_recipe(
+        tiny_model_dir,
+        training={"epochs": 2, "log_with": ["tensorboard"]},
+        method={"modules_to_save": ["pooler"]},
+    )
     return adapters.train(recipe, data=make_frame(80), output_dir=output, progress=False)
 
 
@@ -86,8 +89,13 @@ with torch.no_grad():
 assert "adapters" not in sys.modules
 print(json.dumps({{"probs": probs, "labels": model.config.id2label}}))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     expected = adapters.load(trained.output_dir).predict_proba(texts)
     np.testing.assert_allclose(np.array(payload["probs"]), expected, atol=1e-5)
@@ -101,8 +109,9 @@ def test_parity_check_catches_a_lost_head(trained) -> None:
     with __import__("torch").no_grad():
         head.weight[1].add_(1.0)  # the in-memory model now differs from what is on disk
     with pytest.raises(RuntimeError, match="parity check failed"):
-        check_parity(model, classifier.tokenizer, trained.output_dir, ["salary house owner", "debt late risk"],
-                     "none")
+        check_parity(
+            model, classifier.tokenizer, trained.output_dir, ["salary house owner", "debt late risk"], "none"
+        )
 
 
 def test_existing_output_refused_and_nothing_half_written(trained, recipe_for, tmp_path: Path) -> None:
@@ -126,8 +135,9 @@ def test_failed_training_leaves_nothing(recipe_for, tmp_path: Path, monkeypatch:
     monkeypatch.setattr("adapters.card.write_model_card", explode)
     target = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk full"):
-        adapters.train(recipe_for(training={"max_steps": 1}), data=make_frame(80), output_dir=target,
-                       progress=False)
+        adapters.train(
+            recipe_for(training={"max_steps": 1}), data=make_frame(80), output_dir=target, progress=False
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -135,8 +145,13 @@ def test_overwrite_replaces(recipe_for, tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    adapters.train(recipe_for(training={"max_steps": 1}), data=make_frame(80), output_dir=target,
-                   overwrite=True, progress=False)
+    adapters.train(
+        recipe_for(training={"max_steps": 1}),
+        data=make_frame(80),
+        output_dir=target,
+        overwrite=True,
+        progress=False,
+    )
     assert not (target / "stale.txt").exists() and (target / "adapter_model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 

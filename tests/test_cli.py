@@ -16,16 +16,19 @@ from tests.conftest import make_frame
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "adapters", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "adapters", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture
 def recipe_file(tmp_path: Path, recipe_for) -> Path:
     csv = tmp_path / "loans.csv"
     make_frame(80).to_csv(csv, index=False)
-    recipe = recipe_for(data={"source": str(csv)}, training={"max_steps": 2, "eval_every": 1,
-                                                             "output_dir": str(tmp_path / "out")})
+    recipe = recipe_for(
+        data={"source": str(csv)},
+        training={"max_steps": 2, "eval_every": 1, "output_dir": str(tmp_path / "out")},
+    )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
@@ -71,8 +74,10 @@ def test_missing_recipe_file(tmp_path: Path) -> None:
     assert result.returncode == 2 and "nope.yaml" in result.stderr
 
 
-@pytest.mark.parametrize("command", [["eval", "/nonexistent/dir"],
-                                     ["predict", "/nonexistent/dir", "--input", "x.csv", "--output", "y.csv"]])
+@pytest.mark.parametrize(
+    "command",
+    [["eval", "/nonexistent/dir"], ["predict", "/nonexistent/dir", "--input", "x.csv", "--output", "y.csv"]],
+)
 def test_not_an_artifact(command: list[str]) -> None:
     result = run_cli(*command)
     assert result.returncode == 2 and "adapter_config.json" in result.stderr

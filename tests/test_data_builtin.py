@@ -159,8 +159,11 @@ def test_known_counts_from_source_notes() -> None:
     assert (south["foreign_worker"] == "not a foreign worker").sum() == 963
     assert (statlog["foreign_worker"] == "a foreign worker").sum() == 963
     assert south["personal_status_sex"].value_counts().to_dict() == {
-        "a married or widowed male": 548, "a non-single female or a single male": 310,
-        "a single female": 92, "a divorced or separated male": 50}
+        "a married or widowed male": 548,
+        "a non-single female or a single male": 310,
+        "a single female": 92,
+        "a divorced or separated male": 50,
+    }
     assert south["installment_rate"].value_counts()["below 20%"] == 476
     assert (statlog["personal_status_sex"] == "a single female").sum() == 0  # A95 never occurs
 
@@ -181,10 +184,12 @@ def test_every_code_table_entry_is_phrased() -> None:
 def test_package_files_match_recorded_checksums() -> None:
     """The shipped files must stay byte-identical to upstream (their SOURCE.md records the sha256)."""
     root = resources.files("adapters.data") / "_builtin_data"
-    for dataset, filename in [("south_german_credit", "SouthGermanCredit.asc"),
-                              ("south_german_credit", "codetable.txt"),
-                              ("statlog_german_credit", "german.data"),
-                              ("statlog_german_credit", "german.doc")]:
+    for dataset, filename in [
+        ("south_german_credit", "SouthGermanCredit.asc"),
+        ("south_german_credit", "codetable.txt"),
+        ("statlog_german_credit", "german.data"),
+        ("statlog_german_credit", "german.doc"),
+    ]:
         folder = root / dataset
         digest = hashlib.sha256((folder / filename).read_bytes()).hexdigest()
         assert digest in (folder / "SOURCE.md").read_text(encoding="utf-8"), filename

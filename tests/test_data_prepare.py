@@ -14,8 +14,12 @@ from tests.conftest import make_frame
 
 
 def config(**values) -> DataConfig:
-    base = {"text_columns": ["note"], "label_column": "outcome", "label_names": ["good", "bad"],
-            "positive_label": "bad"}
+    base = {
+        "text_columns": ["note"],
+        "label_column": "outcome",
+        "label_names": ["good", "bad"],
+        "positive_label": "bad",
+    }
     return DataConfig(**{**base, **values})
 
 
@@ -88,8 +92,10 @@ def test_template_renders_and_names_missing_column(frame: pd.DataFrame) -> None:
 
 
 def test_several_text_columns_become_sentences(frame: pd.DataFrame) -> None:
-    assert render_text(frame.head(1), text_columns=["note", "income"])[0] == \
-        f"note: {frame.note[0]}. income: {frame.income[0]}."
+    assert (
+        render_text(frame.head(1), text_columns=["note", "income"])[0]
+        == f"note: {frame.note[0]}. income: {frame.income[0]}."
+    )
 
 
 def test_bad_label_names_row(frame: pd.DataFrame) -> None:

@@ -33,9 +33,13 @@ def test_every_listed_method_has_args() -> None:
 
 def test_head_found_from_load_report(tiny_model_dir: Path) -> None:
     torch.manual_seed(0)
-    built = build_model(ModelConfig(name_or_path=str(tiny_model_dir)),
-                        MethodConfig(type="lora", r=4, target_modules=["query"], modules_to_save=["pooler"]),
-                        LABELS, "bad", 0.3)
+    built = build_model(
+        ModelConfig(name_or_path=str(tiny_model_dir)),
+        MethodConfig(type="lora", r=4, target_modules=["query"], modules_to_save=["pooler"]),
+        LABELS,
+        "bad",
+        0.3,
+    )
     assert built.head_modules == ["classifier"]
     assert set(built.provenance["modules_to_save"]) == {"classifier", "pooler"}
     config = built.model.base_model.model.config
@@ -56,7 +60,9 @@ def test_new_module_names_collapses_to_parent() -> None:
     model.add_module("classifier", head)
     missing = [f"classifier.{part}.{kind}" for part in ("dense", "out_proj") for kind in ("weight", "bias")]
     assert new_module_names(model, missing) == ["classifier"]
-    assert new_module_names(model, ["classifier.dense.weight", "classifier.dense.bias"]) == ["classifier.dense"]
+    assert new_module_names(model, ["classifier.dense.weight", "classifier.dense.bias"]) == [
+        "classifier.dense"
+    ]
 
 
 def test_head_always_in_modules_to_save() -> None:
@@ -66,7 +72,9 @@ def test_head_always_in_modules_to_save() -> None:
 
 def test_bad_method_value_is_user_error() -> None:
     with pytest.raises(AdaptersUserError, match="method"):
-        build_peft_config(MethodConfig(type="lora", r=2, target_modules=["query"], layers_pattern="layer"), ["x"])
+        build_peft_config(
+            MethodConfig(type="lora", r=2, target_modules=["query"], layers_pattern="layer"), ["x"]
+        )
 
 
 def test_missing_base_model_is_user_error(tmp_path: Path) -> None:
@@ -95,8 +103,12 @@ def test_one_train_step_per_method(tiny_model_dir: Path, tiny_gpt2_dir: Path, me
     base = tiny_gpt2_dir if method == "prefix_tuning" else tiny_model_dir  # prefix tuning needs a decoder
     if method == "prefix_tuning" and not _prefix_tuning_supported(base):
         pytest.skip("prefix tuning is not supported by this transformers/PEFT pair (see the test above)")
-    built = build_model(ModelConfig(name_or_path=str(base)), MethodConfig(type=method,
-                        **METHOD_ARGS[method]), LABELS, total_steps=10)
+    built = build_model(
+        ModelConfig(name_or_path=str(base)),
+        MethodConfig(type=method, **METHOD_ARGS[method]),
+        LABELS,
+        total_steps=10,
+    )
     model, tokenizer = built.model, built.tokenizer
     batch = tokenizer(["salary house owner", "debt late default"], return_tensors="pt", padding=True)
     before = {name: param.detach().clone() for name, param in model.named_parameters() if param.requires_grad}
@@ -107,8 +119,11 @@ def test_one_train_step_per_method(tiny_model_dir: Path, tiny_gpt2_dir: Path, me
     loss = model(**batch, labels=torch.tensor([0, 1])).loss
     loss.backward()
     optimizer.step()
-    changed = [name for name, param in model.named_parameters()
-               if param.requires_grad and not torch.equal(param, before[name])]
+    changed = [
+        name
+        for name, param in model.named_parameters()
+        if param.requires_grad and not torch.equal(param, before[name])
+    ]
     head = built.head_modules[0]
     assert any(head in name for name in changed), f"{method}: head did not train"
     assert any(head not in name for name in changed), f"{method}: adapter did not train"
@@ -126,13 +141,18 @@ def test_quantization_config_skips_head() -> None:
 @pytest.mark.parametrize("bits", ["8bit", "4bit"])
 def test_quantized_model_trains_with_full_precision_head(tiny_model_dir: Path, bits: str) -> None:
     torch.manual_seed(0)
-    built = build_model(ModelConfig(name_or_path=str(tiny_model_dir), quantization=bits),
-                        MethodConfig(type="lora", r=4, target_modules=["query", "value"],
-                                     modules_to_save=["pooler"]), LABELS)
+    built = build_model(
+        ModelConfig(name_or_path=str(tiny_model_dir), quantization=bits),
+        MethodConfig(type="lora", r=4, target_modules=["query", "value"], modules_to_save=["pooler"]),
+        LABELS,
+    )
     model = built.model
     assert built.head_modules == ["classifier"]
-    quantized = [name for name, module in model.named_modules()
-                 if type(module).__name__ in ("Linear8bitLt", "Linear4bit")]
+    quantized = [
+        name
+        for name, module in model.named_modules()
+        if type(module).__name__ in ("Linear8bitLt", "Linear4bit")
+    ]
     assert quantized and not any("classifier" in name or "pooler" in name for name in quantized)
     head = [param for name, param in model.named_parameters() if "classifier" in name and param.requires_grad]
     assert head and all(param.dtype == torch.float32 for param in head)

@@ -31,8 +31,15 @@ def test_default_recipe_is_german_credit_lora() -> None:
 
 
 def test_overrides_are_typed_from_yaml() -> None:
-    recipe = load_recipe("german-credit/lora", ["training.epochs=2", "method.target_modules=[query,value]",
-                                                 "training.learning_rate=1e-4", "data.class_weights=balanced"])
+    recipe = load_recipe(
+        "german-credit/lora",
+        [
+            "training.epochs=2",
+            "method.target_modules=[query,value]",
+            "training.learning_rate=1e-4",
+            "data.class_weights=balanced",
+        ],
+    )
     assert recipe.training.epochs == 2
     assert recipe.method.peft_kwargs()["target_modules"] == ["query", "value"]
     assert recipe.training.learning_rate == pytest.approx(1e-4)
@@ -77,8 +84,9 @@ def test_method_keys_checked_against_peft_config_class() -> None:
         load_recipe("german-credit/lora", ["method.rr=3"])
     with pytest.raises(AdaptersUserError, match="task_type"):
         load_recipe({"method": {"type": "lora", "task_type": "CAUSAL_LM"}})
-    recipe = load_recipe({"method": {"type": "ia3", "target_modules": ["key", "value"],
-                                     "feedforward_modules": []}})
+    recipe = load_recipe(
+        {"method": {"type": "ia3", "target_modules": ["key", "value"], "feedforward_modules": []}}
+    )
     assert recipe.method.type == "ia3"
 
 

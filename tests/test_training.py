@@ -19,22 +19,35 @@ def _train(recipe_dict: dict, rows: int = 80):
 
 
 def _adapter_weights(outcome) -> dict[str, torch.Tensor]:
-    return {name: param.detach().clone() for name, param in outcome.built.model.named_parameters()
-            if param.requires_grad}
+    return {
+        name: param.detach().clone()
+        for name, param in outcome.built.model.named_parameters()
+        if param.requires_grad
+    }
 
 
 def test_gradient_accumulation_matches_one_big_batch(recipe_for) -> None:
     """8 rows as one batch == 2 micro-batches of 4 accumulated (same rows: all texts are 3 tokens + 2)."""
-    common = {"max_steps": 1, "learning_rate": 1e-2, "max_grad_norm": None, "warmup_ratio": 0.0,
-              "scheduler": "constant", "eval_every": 1}
+    common = {
+        "max_steps": 1,
+        "learning_rate": 1e-2,
+        "max_grad_norm": None,
+        "warmup_ratio": 0.0,
+        "scheduler": "constant",
+        "eval_every": 1,
+    }
     method = {"lora_dropout": 0.0}
     big = _train(recipe_for(training={**common, "per_device_batch_size": 8}, method=method))
-    small = _train(recipe_for(training={**common, "per_device_batch_size": 4, "gradient_accumulation_steps": 2},
-                              method=method))
+    small = _train(
+        recipe_for(
+            training={**common, "per_device_batch_size": 4, "gradient_accumulation_steps": 2}, method=method
+        )
+    )
     big_weights, small_weights = _adapter_weights(big), _adapter_weights(small)
     assert big_weights.keys() == small_weights.keys()
-    initial = _train(recipe_for(training={**common, "learning_rate": 1e-12, "per_device_batch_size": 8},
-                                method=method))
+    initial = _train(
+        recipe_for(training={**common, "learning_rate": 1e-12, "per_device_batch_size": 8}, method=method)
+    )
     moved = max(float((big_weights[k] - w).abs().max()) for k, w in _adapter_weights(initial).items())
     assert moved > 1e-3  # the step really changed the weights
     for name in big_weights:
@@ -53,8 +66,11 @@ def test_learns_and_keeps_best_adapter(recipe_for) -> None:
 
 def test_early_stopping_stops(recipe_for) -> None:
     # lr 0 never improves the primary metric after the first evaluation: stop after `patience` evals.
-    outcome = _train(recipe_for(training={"epochs": 20, "eval_every": 1, "learning_rate": 1e-12,
-                                          "early_stopping_patience": 2}))
+    outcome = _train(
+        recipe_for(
+            training={"epochs": 20, "eval_every": 1, "learning_rate": 1e-12, "early_stopping_patience": 2}
+        )
+    )
     assert len(outcome.history) == 3
     assert outcome.steps == 3
 
@@ -74,6 +90,8 @@ def test_class_weights_train(recipe_for) -> None:
 
 def test_metric_kwargs_cost_matrix_by_label_name() -> None:
     recipe = load_recipe("german-credit/lora")
-    kwargs = metric_kwargs(recipe.model_copy(update={"data": recipe.data.model_copy(
-        update={"positive_label": "bad"})}), ["good", "bad"])
+    kwargs = metric_kwargs(
+        recipe.model_copy(update={"data": recipe.data.model_copy(update={"positive_label": "bad"})}),
+        ["good", "bad"],
+    )
     assert kwargs == {"positive_label": 1, "threshold": 0.5, "cost_matrix": [[0.0, 1.0], [5.0, 0.0]]}

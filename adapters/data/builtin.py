@@ -37,9 +37,25 @@ __all__ = [
 ]
 
 ATTRIBUTE_COLUMNS: tuple[str, ...] = (
-    "status", "duration", "credit_history", "purpose", "amount", "savings", "employment_duration",
-    "installment_rate", "personal_status_sex", "other_debtors", "present_residence", "property", "age",
-    "other_installment_plans", "housing", "number_credits", "job", "people_liable", "telephone",
+    "status",
+    "duration",
+    "credit_history",
+    "purpose",
+    "amount",
+    "savings",
+    "employment_duration",
+    "installment_rate",
+    "personal_status_sex",
+    "other_debtors",
+    "present_residence",
+    "property",
+    "age",
+    "other_installment_plans",
+    "housing",
+    "number_credits",
+    "job",
+    "people_liable",
+    "telephone",
     "foreign_worker",
 )
 """The 20 applicant attributes, in file order (the South German Credit header)."""
@@ -114,8 +130,9 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         "no checking account": "no checking account",
         "... < 0 DM": "a checking account balance below 0 DM",
         "0<= ... < 200 DM": "a checking account balance of 0 to under 200 DM",
-        "... >= 200 DM / salary for at least 1 year":
-            "a checking account balance of at least 200 DM or salary for at least 1 year",
+        "... >= 200 DM / salary for at least 1 year": (
+            "a checking account balance of at least 200 DM or salary for at least 1 year"
+        ),
     },
     "credit_history": {
         "delay in paying off in the past": "a delay in paying off in the past",
@@ -125,10 +142,17 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         "all credits at this bank paid back duly": "all credits at this bank paid back duly",
     },
     "purpose": {
-        "others": "other purposes", "car (new)": "a new car", "car (used)": "a used car",
-        "furniture/equipment": "furniture or equipment", "radio/television": "a radio or television",
-        "domestic appliances": "domestic appliances", "repairs": "repairs", "education": "education",
-        "vacation": "a vacation", "retraining": "retraining", "business": "business",
+        "others": "other purposes",
+        "car (new)": "a new car",
+        "car (used)": "a used car",
+        "furniture/equipment": "furniture or equipment",
+        "radio/television": "a radio or television",
+        "domestic appliances": "domestic appliances",
+        "repairs": "repairs",
+        "education": "education",
+        "vacation": "a vacation",
+        "retraining": "retraining",
+        "business": "business",
     },
     "savings": {
         "unknown/no savings account": "unknown savings or no savings account",
@@ -145,8 +169,10 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         ">= 7 yrs": _CURRENT_JOB + "at least 7 years",
     },
     "installment_rate": {  # credit installments as a percentage of disposable income (UCI #522)
-        ">= 35": "at least 35%", "25 <= ... < 35": "25% to under 35%",
-        "20 <= ... < 25": "20% to under 25%", "< 20": "below 20%",
+        ">= 35": "at least 35%",
+        "25 <= ... < 35": "25% to under 35%",
+        "20 <= ... < 25": "20% to under 25%",
+        "< 20": "below 20%",
     },
     "personal_status_sex": {
         "male : divorced/separated": "a divorced or separated male",
@@ -155,11 +181,15 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         "female : single": "a single female",
     },
     "other_debtors": {
-        "none": "no other debtor or guarantor", "co-applicant": "a co-applicant", "guarantor": "a guarantor",
+        "none": "no other debtor or guarantor",
+        "co-applicant": "a co-applicant",
+        "guarantor": "a guarantor",
     },
     "present_residence": {
-        "< 1 yr": "less than 1 year", "1 <= ... < 4 yrs": "1 to under 4 years",
-        "4 <= ... < 7 yrs": "4 to under 7 years", ">= 7 yrs": "at least 7 years",
+        "< 1 yr": "less than 1 year",
+        "1 <= ... < 4 yrs": "1 to under 4 years",
+        "4 <= ... < 7 yrs": "4 to under 7 years",
+        ">= 7 yrs": "at least 7 years",
     },
     "property": {
         "unknown / no property": "unknown or none",
@@ -168,7 +198,8 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         "real estate": "real estate",
     },
     "other_installment_plans": {
-        "bank": "other installment plans at a bank", "stores": "other installment plans at stores",
+        "bank": "other installment plans at a bank",
+        "stores": "other installment plans at stores",
         "none": "no other installment plans",
     },
     "housing": {"for free": "rent-free", "rent": "rented", "own": "owned"},
@@ -177,8 +208,9 @@ _SOUTH_GERMAN_PHRASES: dict[str, dict[str, str]] = {
         "unemployed/unskilled - non-resident": "unemployed or unskilled and non-resident",
         "unskilled - resident": "unskilled and resident",
         "skilled employee/official": "a skilled employee or official",
-        "manager/self-empl./highly qualif. employee":
-            "a manager, self-employed or a highly qualified employee",
+        "manager/self-empl./highly qualif. employee": (
+            "a manager, self-employed or a highly qualified employee"
+        ),
     },
     "people_liable": {"3 or more": "three or more", "0 to 2": "zero to two"},
     "telephone": {"no": "no telephone", "yes (under customer name)": "a telephone registered in their name"},
@@ -198,31 +230,63 @@ _STATLOG_PHRASES: dict[str, str] = {
     "A32": "existing credits paid back duly till now",
     "A33": "a delay in paying off in the past",
     "A34": "a critical account or other credits existing (not at this bank)",
-    "A40": "a new car", "A41": "a used car", "A42": "furniture or equipment", "A43": "a radio or television",
-    "A44": "domestic appliances", "A45": "repairs", "A46": "education", "A47": "a vacation",
-    "A48": "retraining", "A49": "business", "A410": "other purposes",
-    "A61": "savings below 100 DM", "A62": "savings of 100 to under 500 DM",
-    "A63": "savings of 500 to under 1000 DM", "A64": "savings of at least 1000 DM",
+    "A40": "a new car",
+    "A41": "a used car",
+    "A42": "furniture or equipment",
+    "A43": "a radio or television",
+    "A44": "domestic appliances",
+    "A45": "repairs",
+    "A46": "education",
+    "A47": "a vacation",
+    "A48": "retraining",
+    "A49": "business",
+    "A410": "other purposes",
+    "A61": "savings below 100 DM",
+    "A62": "savings of 100 to under 500 DM",
+    "A63": "savings of 500 to under 1000 DM",
+    "A64": "savings of at least 1000 DM",
     "A65": "unknown savings or no savings account",
-    "A71": "is unemployed", "A72": _CURRENT_JOB + "less than 1 year",
+    "A71": "is unemployed",
+    "A72": _CURRENT_JOB + "less than 1 year",
     "A73": _CURRENT_JOB + "1 to under 4 years",
-    "A74": _CURRENT_JOB + "4 to under 7 years", "A75": _CURRENT_JOB + "at least 7 years",
-    "A91": "a divorced or separated male", "A92": "a divorced, separated or married female",
-    "A93": "a single male", "A94": "a married or widowed male", "A95": "a single female",
-    "A101": "no other debtor or guarantor", "A102": "a co-applicant", "A103": "a guarantor",
-    "A121": "real estate", "A122": "a building society savings agreement or life insurance",
-    "A123": "a car or other property", "A124": "unknown or none",
-    "A141": "other installment plans at a bank", "A142": "other installment plans at stores",
+    "A74": _CURRENT_JOB + "4 to under 7 years",
+    "A75": _CURRENT_JOB + "at least 7 years",
+    "A91": "a divorced or separated male",
+    "A92": "a divorced, separated or married female",
+    "A93": "a single male",
+    "A94": "a married or widowed male",
+    "A95": "a single female",
+    "A101": "no other debtor or guarantor",
+    "A102": "a co-applicant",
+    "A103": "a guarantor",
+    "A121": "real estate",
+    "A122": "a building society savings agreement or life insurance",
+    "A123": "a car or other property",
+    "A124": "unknown or none",
+    "A141": "other installment plans at a bank",
+    "A142": "other installment plans at stores",
     "A143": "no other installment plans",
-    "A151": "rented", "A152": "owned", "A153": "rent-free",
-    "A171": "unemployed or unskilled and non-resident", "A172": "unskilled and resident",
+    "A151": "rented",
+    "A152": "owned",
+    "A153": "rent-free",
+    "A171": "unemployed or unskilled and non-resident",
+    "A172": "unskilled and resident",
     "A173": "a skilled employee or official",
     "A174": "in management, self-employed, a highly qualified employee or an officer",
-    "A191": "no telephone", "A192": "a telephone registered in their name",
-    "A201": "a foreign worker", "A202": "not a foreign worker",
+    "A191": "no telephone",
+    "A192": "a telephone registered in their name",
+    "A201": "a foreign worker",
+    "A202": "not a foreign worker",
 }
-_STATLOG_NUMERIC = ("duration", "amount", "installment_rate", "present_residence", "age", "number_credits",
-                    "people_liable")
+_STATLOG_NUMERIC = (
+    "duration",
+    "amount",
+    "installment_rate",
+    "present_residence",
+    "age",
+    "number_credits",
+    "people_liable",
+)
 _STATLOG_LABELS = {1: "good", 2: "bad"}
 
 _PROTECTED = ("age", "personal_status_sex", "foreign_worker")
@@ -231,35 +295,35 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
     "south_german_credit": BuiltinDataset(
         name="south_german_credit",
         description="1000 consumer credits of a southern German bank (1973-1975), 20 attributes, "
-                    "label good (700) / bad (300); the corrected release of the German credit data.",
+        "label good (700) / bad (300); the corrected release of the German credit data.",
         label_column="credit_risk",
         label_names=("good", "bad"),
         positive_label="bad",
         template=" ".join(_SENTENCES[c] for c in ATTRIBUTE_COLUMNS),
         citation="Grömping, U. (2019). South German Credit Data: Correcting a Widely Used Data Set. "
-                 "Report 4/2019, Reports in Mathematics, Physics and Chemistry, Department II, "
-                 "Beuth University of Applied Sciences Berlin.",
+        "Report 4/2019, Reports in Mathematics, Physics and Chemistry, Department II, "
+        "Beuth University of Applied Sciences Berlin.",
         license="CC BY 4.0",
         url="https://archive.ics.uci.edu/dataset/522/south+german+credit",
         source_note="UCI #522 files SouthGermanCredit.asc and codetable.txt, unchanged; decoded with "
-                    "that code table.",
+        "that code table.",
         protected_attributes=_PROTECTED,
     ),
     "statlog_german_credit": BuiltinDataset(
         name="statlog_german_credit",
         description="The same 1000 credits as Statlog German Credit (OpenML credit-g), decoded with "
-                    "german.doc, whose meanings are wrong for several attributes; for comparison with "
-                    "published results only.",
+        "german.doc, whose meanings are wrong for several attributes; for comparison with "
+        "published results only.",
         label_column="credit_risk",
         label_names=("good", "bad"),
         positive_label="bad",
         template=" ".join(_STATLOG_SENTENCES[c] for c in ATTRIBUTE_COLUMNS),
         citation="Hofmann, H. (1994). Statlog (German Credit Data). UCI Machine Learning Repository. "
-                 "https://doi.org/10.24432/C5NC77",
+        "https://doi.org/10.24432/C5NC77",
         license="CC BY 4.0",
         url="https://archive.ics.uci.edu/dataset/144/statlog+german+credit+data",
         source_note="UCI #144 file german.data, unchanged; decoded with german.doc (known coding errors, "
-                    "Grömping 2019).",
+        "Grömping 2019).",
         protected_attributes=_PROTECTED,
     ),
 }
@@ -299,8 +363,11 @@ def _decoded(column: pd.Series, mapping: dict) -> pd.Series:
 
 
 def _load_south_german() -> pd.DataFrame:
-    raw = pd.read_csv(io.StringIO(_read_package_text("south_german_credit", "SouthGermanCredit.asc")),
-                      sep=" ", dtype="int64")
+    raw = pd.read_csv(
+        io.StringIO(_read_package_text("south_german_credit", "SouthGermanCredit.asc")),
+        sep=" ",
+        dtype="int64",
+    )
     codes = _parse_codetable(_read_package_text("south_german_credit", "codetable.txt"))
     frame = pd.DataFrame(index=raw.index)
     for name in (*ATTRIBUTE_COLUMNS, "credit_risk"):
@@ -314,8 +381,13 @@ def _load_south_german() -> pd.DataFrame:
 
 
 def _load_statlog() -> pd.DataFrame:
-    raw = pd.read_csv(io.StringIO(_read_package_text("statlog_german_credit", "german.data")),
-                      sep=" ", header=None, names=[*ATTRIBUTE_COLUMNS, "credit_risk"], dtype=str)
+    raw = pd.read_csv(
+        io.StringIO(_read_package_text("statlog_german_credit", "german.data")),
+        sep=" ",
+        header=None,
+        names=[*ATTRIBUTE_COLUMNS, "credit_risk"],
+        dtype=str,
+    )
     frame = pd.DataFrame(index=raw.index)
     for name in ATTRIBUTE_COLUMNS:
         if name in _STATLOG_NUMERIC:

@@ -18,7 +18,7 @@ from adapters.data.readers import SPLIT_ALIASES, read_source
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
-__all__ = ["PreparedData", "prepare_data", "render_text", "resolve_data_config"]
+__all__ = ["PreparedData", "prepare_data", "render_text", "resolve_data_config", "to_examples"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -41,8 +41,12 @@ class PreparedData:
         """The splits as a ``datasets.DatasetDict`` (tokenized later, once)."""
         import datasets
 
-        return datasets.DatasetDict({name: datasets.Dataset.from_pandas(frame, preserve_index=False)
-                                     for name, frame in self.frames.items()})
+        return datasets.DatasetDict(
+            {
+                name: datasets.Dataset.from_pandas(frame, preserve_index=False)
+                for name, frame in self.frames.items()
+            }
+        )
 
 
 def resolve_data_config(config: DataConfig) -> DataConfig:
@@ -76,8 +80,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def render_text(frame: pd.DataFrame, template: str | None = None, text_columns: list[str] | None = None,
-                where: str = "data") -> list[str]:
+def render_text(
+    frame: pd.DataFrame,
+    template: str | None = None,
+    text_columns: list[str] | None = None,
+    where: str = "data",
+) -> list[str]:
     """Render each row as one text: a ``str.format`` template, or the text column(s).
 
     One text column is used as is; several become "column: value." sentences, so tabular rows with no
@@ -89,25 +97,34 @@ def render_text(frame: pd.DataFrame, template: str | None = None, text_columns: 
             try:
                 texts.append(template.format_map({key: _cell(value) for key, value in row.items()}))
             except KeyError as exc:
-                raise AdaptersUserError(f"data.template uses column {exc.args[0]!r}, which is not in the data "
-                                        f"(columns: {', '.join(map(str, frame.columns))})",
-                                        where=f"{where}, row {position + 1}") from None
+                raise AdaptersUserError(
+                    f"data.template uses column {exc.args[0]!r}, which is not in the data "
+                    f"(columns: {', '.join(map(str, frame.columns))})",
+                    where=f"{where}, row {position + 1}",
+                ) from None
             except (ValueError, IndexError) as exc:
-                raise AdaptersUserError(f"data.template is not a valid format string ({exc})",
-                                        where="data.template") from None
+                raise AdaptersUserError(
+                    f"data.template is not a valid format string ({exc})", where="data.template"
+                ) from None
         return texts
     columns = text_columns or []
     if not columns:
-        raise AdaptersUserError("set data.text_columns or data.template to say how a row becomes text",
-                                where="data")
+        raise AdaptersUserError(
+            "set data.text_columns or data.template to say how a row becomes text", where="data"
+        )
     missing = [name for name in columns if name not in frame.columns]
     if missing:
-        raise AdaptersUserError(f"text column(s) {', '.join(map(repr, missing))} not found; columns: "
-                                f"{', '.join(map(str, frame.columns))}", where=where)
+        raise AdaptersUserError(
+            f"text column(s) {', '.join(map(repr, missing))} not found; columns: "
+            f"{', '.join(map(str, frame.columns))}",
+            where=where,
+        )
     if len(columns) == 1:
         return [str(_cell(value)) if _cell(value) != "unknown" else "" for value in frame[columns[0]]]
-    return [" ".join(f"{name}: {_cell(value)}." for name, value in zip(columns, values, strict=True))
-            for values in frame[columns].itertuples(index=False)]
+    return [
+        " ".join(f"{name}: {_cell(value)}." for name, value in zip(columns, values, strict=True))
+        for values in frame[columns].itertuples(index=False)
+    ]
 
 
 def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str) -> list[int]:
@@ -117,14 +134,16 @@ def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], 
         key = str(_cell(value))
         if key not in lookup:
             problem = "is missing" if key == "unknown" else f"{key!r} is not one of {label_names}"
-            raise AdaptersUserError(f"label {problem}", where=f"{where}, row {position + 1}, "
-                                                               f"column {config.label_column!r}")
+            raise AdaptersUserError(
+                f"label {problem}", where=f"{where}, row {position + 1}, column {config.label_column!r}"
+            )
         ids.append(lookup[key])
     return ids
 
 
-def _stratified_split(frame: pd.DataFrame, size: float, seed: int, what: str) -> tuple[pd.DataFrame,
-                                                                                         pd.DataFrame]:
+def _stratified_split(
+    frame: pd.DataFrame, size: float, seed: int, what: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
         rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=frame["label"])
     except ValueError as exc:
@@ -132,26 +151,38 @@ def _stratified_split(frame: pd.DataFrame, size: float, seed: int, what: str) ->
     return rest, part
 
 
-def _with_text(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str,
-               offset: int) -> pd.DataFrame:
+def to_examples(
+    frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, offset: int = 0
+) -> pd.DataFrame:
+    """Rows → ``row_id``, ``text``, integer ``label`` (and ``split`` if configured); errors name the row."""
     if config.label_column is None:
         raise AdaptersUserError("data.label_column is required for this source", where="data.label_column")
     if config.label_column not in frame.columns:
-        raise AdaptersUserError(f"label column {config.label_column!r} not found; columns: "
-                                f"{', '.join(map(str, frame.columns))}", where=where)
+        raise AdaptersUserError(
+            f"label column {config.label_column!r} not found; columns: {', '.join(map(str, frame.columns))}",
+            where=where,
+        )
     if config.id_column and config.id_column not in frame.columns:
         raise AdaptersUserError(f"id column {config.id_column!r} not found", where=where)
-    row_ids = (frame[config.id_column].astype(str).tolist() if config.id_column
-               else [str(offset + position) for position in range(len(frame))])
+    row_ids = (
+        frame[config.id_column].astype(str).tolist()
+        if config.id_column
+        else [str(offset + position) for position in range(len(frame))]
+    )
     if "row_id" in frame.columns and not config.id_column:
         row_ids = frame["row_id"].astype(str).tolist()
-    return pd.DataFrame({
-        "row_id": row_ids,
-        "text": render_text(frame, config.template, config.text_columns, where=where),
-        "label": _label_ids(frame, config, label_names, where),
-        **({"split": frame[config.split_column].astype(str).str.lower().tolist()}
-           if config.split_column else {}),
-    })
+    return pd.DataFrame(
+        {
+            "row_id": row_ids,
+            "text": render_text(frame, config.template, config.text_columns, where=where),
+            "label": _label_ids(frame, config, label_names, where),
+            **(
+                {"split": frame[config.split_column].astype(str).str.lower().tolist()}
+                if config.split_column
+                else {}
+            ),
+        }
+    )
 
 
 def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> PreparedData:
@@ -162,21 +193,25 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
     if label_names is None:
         if config.label_column is None:
             raise AdaptersUserError("data.label_column is required", where="data.label_column")
-        values = pd.concat([frame[config.label_column] for frame in raw.values()
-                            if config.label_column in frame.columns])
+        values = pd.concat(
+            [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
+        )
         label_names = sorted({str(_cell(value)) for value in values if _cell(value) != "unknown"})
     label_names = [str(name) for name in label_names]
     if len(label_names) < 2:
         raise AdaptersUserError(f"need at least two label values, found {label_names}", where=where)
     if config.positive_label is not None and config.positive_label not in label_names:
-        raise AdaptersUserError(f"data.positive_label {config.positive_label!r} is not a label "
-                                f"({', '.join(label_names)})", where="data.positive_label")
+        raise AdaptersUserError(
+            f"data.positive_label {config.positive_label!r} is not a label ({', '.join(label_names)})",
+            where="data.positive_label",
+        )
 
     offset = 0
     rendered: dict[str, pd.DataFrame] = {}
     for name, frame in raw.items():
-        rendered[name] = _with_text(frame, config, label_names, f"{where} [{name}]" if name != "all" else where,
-                                    offset)
+        rendered[name] = to_examples(
+            frame, config, label_names, f"{where} [{name}]" if name != "all" else where, offset
+        )
         offset += len(frame)
     source_rows = offset
 
@@ -185,23 +220,31 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
         combined["split"] = combined["split"].map(lambda value: SPLIT_ALIASES.get(value, value))
         unknown = sorted(set(combined["split"]) - set(SPLITS))
         if unknown:
-            raise AdaptersUserError(f"unknown split values {unknown}; use train, validation, test",
-                                    where=f"{where}, column {config.split_column!r}")
+            raise AdaptersUserError(
+                f"unknown split values {unknown}; use train, validation, test",
+                where=f"{where}, column {config.split_column!r}",
+            )
         rendered = {name: part.drop(columns="split") for name, part in combined.groupby("split")}
     if "all" in rendered:
         rendered["train"] = rendered.pop("all")
     made_test = "test" not in rendered
     if made_test:
-        rendered["train"], rendered["test"] = _stratified_split(rendered["train"], config.test_size,
-                                                                config.split_seed, "test")
+        rendered["train"], rendered["test"] = _stratified_split(
+            rendered["train"], config.test_size, config.split_seed, "test"
+        )
     if "validation" not in rendered:
         share = config.validation_size / (1 - config.test_size) if made_test else config.validation_size
-        rendered["train"], rendered["validation"] = _stratified_split(rendered["train"], share,
-                                                                      config.split_seed, "validation")
+        rendered["train"], rendered["validation"] = _stratified_split(
+            rendered["train"], share, config.split_seed, "validation"
+        )
     full_train_rows = len(rendered["train"])
     if config.train_fraction < 1:
-        _, rendered["train"] = _stratified_split(rendered["train"], config.train_fraction, config.split_seed,
-                                                 f"train_fraction={config.train_fraction}")
+        _, rendered["train"] = _stratified_split(
+            rendered["train"],
+            config.train_fraction,
+            config.split_seed,
+            f"train_fraction={config.train_fraction}",
+        )
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
     for name, frame in frames.items():
         if frame.empty:
@@ -210,7 +253,9 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
         "source": where,
         "rows": {name: len(frame) for name, frame in frames.items()},
         "train_rows_before_fraction": full_train_rows,
-        "label_counts": {name: {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
-                         for name, frame in frames.items()},
+        "label_counts": {
+            name: {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
+            for name, frame in frames.items()
+        },
     }
     return PreparedData(frames, label_names, config.positive_label, source_rows, info)

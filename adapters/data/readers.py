@@ -18,8 +18,16 @@ __all__ = ["read_source", "detect_format", "SPLIT_ALIASES"]
 _SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _DATASETS_BUILDER = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def detect_format(source: str, declared: str = "auto") -> str:
@@ -38,16 +46,21 @@ def detect_format(source: str, declared: str = "auto") -> str:
             raise AdaptersUserError("data file not found", where=source)
         return _SUFFIX_FORMAT[path.suffix.lower()]
     if path.exists():
-        raise AdaptersUserError(f"unknown file type {path.suffix!r}; use .csv, .tsv, .jsonl or .parquet "
-                                "(or set data.format)", where=source)
+        raise AdaptersUserError(
+            f"unknown file type {path.suffix!r}; use .csv, .tsv, .jsonl or .parquet (or set data.format)",
+            where=source,
+        )
     if source.count("/") <= 1 and not source.startswith((".", "/")):
         return "hub"
-    raise AdaptersUserError(f"not a file, a directory, a Hub dataset id or a built-in dataset "
-                            f"({', '.join(BUILTIN_DATASETS)})", where=source)
+    raise AdaptersUserError(
+        f"not a file, a directory, a Hub dataset id or a built-in dataset ({', '.join(BUILTIN_DATASETS)})",
+        where=source,
+    )
 
 
-def _read_with_datasets(builder: str | None, source: str, data_files: str | None = None,
-                        revision: str | None = None) -> dict[str, pd.DataFrame]:
+def _read_with_datasets(
+    builder: str | None, source: str, data_files: str | None = None, revision: str | None = None
+) -> dict[str, pd.DataFrame]:
     import datasets
 
     kwargs = {}
@@ -83,8 +96,9 @@ def read_source(source: str | pd.DataFrame, fmt: str = "auto") -> dict[str, pd.D
     renamed: dict[str, pd.DataFrame] = {}
     for name, frame in frames.items():
         if name.lower() not in SPLIT_ALIASES:
-            raise AdaptersUserError(f"unknown split {name!r}; expected train, validation and/or test",
-                                    where=source)
+            raise AdaptersUserError(
+                f"unknown split {name!r}; expected train, validation and/or test", where=source
+            )
         renamed[SPLIT_ALIASES[name.lower()]] = frame
     if "train" not in renamed:
         raise AdaptersUserError(f"no train split (found {', '.join(renamed)})", where=source)

@@ -58,5 +58,6 @@ def make_dataloader(dataset: Any, tokenizer: Any, batch_size: int, train: bool, 
         sampler = LengthGroupedSampler(batch_size, lengths=list(dataset["length"]), generator=generator)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_collator(tokenizer))
     order = sorted(range(len(dataset)), key=lambda index: dataset[index]["length"])
-    return DataLoader(dataset.select(order), batch_size=batch_size, shuffle=False,
-                      collate_fn=_collator(tokenizer))
+    return DataLoader(
+        dataset.select(order), batch_size=batch_size, shuffle=False, collate_fn=_collator(tokenizer)
+    )
