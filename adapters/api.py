@@ -66,7 +66,7 @@ def train(
     """
     from accelerate import PartialState
 
-    from adapters.training import no_accelerator_device, run_training
+    from adapters.training import metric_kwargs, no_accelerator_device, run_training
 
     if data is not None:  # the frame replaces data.source; say so in the saved recipe
         sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
@@ -77,6 +77,11 @@ def train(
             "output directory exists; pass --overwrite (overwrite=True) to replace it", where=str(target)
         )
     prepared = prepare_data(resolved.data, data)
+    data_config = resolved.data.model_copy(
+        update={"label_names": prepared.label_names, "positive_label": prepared.positive_label}
+    )
+    resolved = resolved.model_copy(update={"data": data_config})
+    metric_kwargs(resolved, prepared.label_names)  # cost matrix / class weight labels checked before any work
     state = PartialState(cpu=no_accelerator_device())
     staging = target.parent / f".{target.name}.partial"
     if state.is_main_process:
@@ -106,6 +111,11 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
 
     classifier = load(directory)
     if data is None:
+        if classifier.recipe.data.source == "<DataFrame>":
+            raise AdaptersUserError(
+                "this adapter was trained from a DataFrame; pass a labelled file with --data",
+                where=str(directory),
+            )
         test = prepare_data(classifier.recipe.data).frames["test"]
         texts, labels = test["text"].tolist(), test["label"].tolist()
     else:

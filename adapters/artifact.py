@@ -58,8 +58,20 @@ def publish(staging: Path, output_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def json_safe(payload: Any) -> Any:
+    """NaN (e.g. ROC-AUC of a one-class split) becomes null, so the JSON stays valid."""
+    if isinstance(payload, dict):
+        return {key: json_safe(value) for key, value in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [json_safe(value) for value in payload]
+    if isinstance(payload, float) and payload != payload:
+        return None
+    return payload
+
+
 def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=float) + "\n", encoding="utf-8")
+    text = json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def predictions_frame(
@@ -72,7 +84,15 @@ def predictions_frame(
     return frame
 
 
-def check_parity(model: Any, tokenizer: Any, adapter_dir: Path, texts: list[str], quantization: str) -> float:
+def check_parity(
+    model: Any,
+    tokenizer: Any,
+    adapter_dir: Path,
+    texts: list[str],
+    quantization: str,
+    torch_dtype: str = "float32",
+    max_length: int = 256,
+) -> float:
     """Reload ``adapter_dir`` with plain PEFT and compare probabilities; raise if they differ.
 
     This is the guard against the lost-head bug: a head that was not saved reloads random and the
@@ -82,13 +102,17 @@ def check_parity(model: Any, tokenizer: Any, adapter_dir: Path, texts: list[str]
 
     from adapters.modeling import load_adapter_model
 
-    reloaded, _ = load_adapter_model(adapter_dir, quantization)
+    reloaded, _ = load_adapter_model(adapter_dir, quantization, torch_dtype)
     model.eval()
-    encoded = tokenizer(texts, truncation=True, max_length=512, padding=True, return_tensors="pt")
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     with torch.no_grad():
-        device = next(model.parameters()).device
-        before = model(**{k: v.to(device) for k, v in encoded.items()}).logits.float().softmax(-1).cpu()
-        after = reloaded(**encoded).logits.float().softmax(-1).cpu()
+        before, after = (
+            net(**{k: v.to(next(net.parameters()).device) for k, v in encoded.items()})
+            .logits.float()
+            .softmax(-1)
+            .cpu()
+            for net in (model, reloaded)
+        )
     difference = float((before - after).abs().max())
     tolerance = 1e-4 if quantization == "none" else 2e-2
     if difference > tolerance:
@@ -107,7 +131,7 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    model.base_model.model.config.save_pretrained(staging)  # labels, problem type, decision threshold
+    model.get_base_model().config.save_pretrained(staging)  # labels, problem type, decision threshold
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     _write_json(staging / "metrics.json", outcome.metrics)
     test = data.frames["test"]
@@ -115,7 +139,15 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
         staging / "predictions.csv", index=False
     )
     texts = data.frames["validation"]["text"].head(8).tolist()
-    difference = check_parity(model, tokenizer, staging, texts, recipe.model.quantization)
+    difference = check_parity(
+        model,
+        tokenizer,
+        staging,
+        texts,
+        recipe.model.quantization,
+        recipe.model.torch_dtype,
+        recipe.data.max_length,
+    )
     summary = {
         "best_step": outcome.best_step,
         "steps": outcome.steps,
@@ -141,11 +173,14 @@ class Classifier:
         self.recipe = load_recipe(self.directory / "recipe.yaml")
         from adapters.modeling import load_adapter_model
 
-        self.model, self.tokenizer = load_adapter_model(self.directory, self.recipe.model.quantization)
-        config = self.model.base_model.model.config
+        self.model, self.tokenizer = load_adapter_model(
+            self.directory, self.recipe.model.quantization, self.recipe.model.torch_dtype
+        )
+        config = self.model.get_base_model().config
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]
         self.threshold = float(getattr(config, "decision_threshold", 0.5))
         self.positive_label = getattr(config, "positive_label", None)
+        self.device = next(self.model.parameters()).device
 
     def texts(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
         """Render rows as the recipe did in training; plain strings pass through."""
@@ -175,7 +210,8 @@ class Classifier:
                     padding=True,
                     return_tensors="pt",
                 )
-                out[chunk] = self.model(**encoded).logits.float().softmax(-1).numpy()
+                encoded = {key: value.to(self.device) for key, value in encoded.items()}
+                out[chunk] = self.model(**encoded).logits.float().softmax(-1).cpu().numpy()
         return out
 
     def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:

@@ -237,15 +237,20 @@ def build_model(
         predicted, skip = _quantization_plan(load_path, base_config, model_config.revision, extra_trainable)
         quant = quantization_config(model_config, skip)
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
-    model, loading_info = AutoModelForSequenceClassification.from_pretrained(
-        load_path,
-        config=base_config,
-        dtype=dtype,
-        quantization_config=quant,
-        output_loading_info=True,
-        **common,
-    )
-    model.config.name_or_path = load_path  # AutoPeftModel reloads the base from here
+    try:
+        model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+            load_path,
+            config=base_config,
+            dtype=dtype,
+            quantization_config=quant,
+            output_loading_info=True,
+            **common,
+        )
+    except (OSError, TypeError) as exc:
+        raise AdaptersUserError(
+            f"cannot load the base model ({str(exc).splitlines()[0]})", where="model.name_or_path"
+        ) from None
+    model.config.name_or_path = load_path
     heads = new_module_names(model, loading_info["missing_keys"])
     if not heads:
         raise AdaptersUserError(
@@ -263,7 +268,7 @@ def build_model(
         _disable_avx512bf16(model)
         for name, module in model.named_modules():  # heads in the compute dtype, not the storage dtype
             if name in skip:
-                module.to(_compute_dtype(model_config))
+                module.to(_DTYPES.get(model_config.torch_dtype, torch.float32))
     model.config.quantization_skip_modules = (
         skip if quant is not None else sorted(set(heads) | set(extra_trainable))
     )
@@ -279,7 +284,13 @@ def build_model(
                 where="method.type",
             )
     peft_config = build_peft_config(method, heads, total_steps)
-    peft_model = peft.get_peft_model(model, peft_config)
+    # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
+    peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
+    peft_config.revision = model_config.revision
+    try:
+        peft_model = peft.get_peft_model(model, peft_config)
+    except ValueError as exc:
+        raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
     provenance.update(
         {
             "load_path": load_path,
@@ -293,23 +304,35 @@ def build_model(
     return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)
 
 
-def load_adapter_model(adapter_dir: str | Path, quantization: str = "none") -> tuple[Any, Any]:
-    """Reload a saved adapter with plain PEFT/transformers (what a user without this package does)."""
-    from peft import AutoPeftModelForSequenceClassification
-    from transformers import AutoConfig, AutoTokenizer
+def load_adapter_model(
+    adapter_dir: str | Path, quantization: str = "none", torch_dtype: str = "float32"
+) -> tuple[Any, Any]:
+    """Reload a saved adapter with plain PEFT/transformers (what a user without this package does).
+
+    ``adapter_config.json`` names the base model by Hub id; the default base model's id resolves to the
+    embedded copy, as in training, so reloading needs no network.
+    """
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     adapter_dir = str(adapter_dir)
     saved = AutoConfig.from_pretrained(adapter_dir)
+    adapter = PeftConfig.from_pretrained(adapter_dir)
+    base_path, _ = resolve_base_model(adapter.base_model_name_or_path)
     kwargs: dict[str, Any] = {
         "id2label": saved.id2label,
         "label2id": saved.label2id,
         "num_labels": saved.num_labels,
         "problem_type": saved.problem_type,
+        "pad_token_id": saved.pad_token_id,
+        "revision": adapter.revision,
+        "dtype": "auto" if torch_dtype == "auto" else _DTYPES[torch_dtype],
     }
     if quantization != "none":
         heads = list(getattr(saved, "quantization_skip_modules", []))
         kwargs["quantization_config"] = quantization_config(ModelConfig(quantization=quantization), heads)
-    model = AutoPeftModelForSequenceClassification.from_pretrained(adapter_dir, **kwargs)
+    base = AutoModelForSequenceClassification.from_pretrained(base_path, **kwargs)
+    model = PeftModel.from_pretrained(base, adapter_dir)
     if quantization != "none":
         _disable_avx512bf16(model)
     model.eval()

@@ -82,6 +82,15 @@ DEFAULT_METRICS = [
 ]
 
 
+def _label(value: Any) -> str:
+    """Label names are strings; numbers are accepted (CSV labels 0/1), YAML booleans are refused."""
+    if isinstance(value, bool):
+        raise ValueError(f"label {value!r} was read as a YAML boolean; quote it (e.g. 'yes', 'no')")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -115,6 +124,16 @@ class DataConfig(_Section):
     train_fraction: float = Field(1.0, gt=0, le=1)
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _label_strings(cls, value: Any) -> Any:
+        return [_label(item) for item in value] if isinstance(value, list) else value
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _positive_string(cls, value: Any) -> Any:
+        return None if value is None else _label(value)
 
     @model_validator(mode="after")
     def _text_or_template(self) -> DataConfig:
@@ -208,8 +227,25 @@ class EvalConfig(_Section):
     threshold: float = Field(0.5, gt=0, lt=1)
     cost_matrix: dict[str, dict[str, float]] | None = None
 
+    @field_validator("cost_matrix", mode="before")
+    @classmethod
+    def _string_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                _label(k): ({_label(p): c for p, c in row.items()} if isinstance(row, dict) else row)
+                for k, row in value.items()
+            }
+        return value
+
     @model_validator(mode="after")
     def _primary_is_computed(self) -> EvalConfig:
+        if "expected_cost" in self.metrics and not self.cost_matrix:
+            if "metrics" in self.model_fields_set:
+                raise ValueError(
+                    "eval.metrics has expected_cost but eval.cost_matrix is not set "
+                    "(e.g. cost_matrix: {bad: {good: 5}, good: {bad: 1}})"
+                )
+            self.metrics = [name for name in self.metrics if name != "expected_cost"]
         if self.primary_metric != "loss" and self.primary_metric not in self.metrics:
             raise ValueError(
                 f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "
@@ -249,7 +285,7 @@ class Recipe(_Section):
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.training.output_dir.format(name=self.name))
+        return Path(self.training.output_dir.replace("{name}", self.name))
 
 
 def _valid_keys(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:

@@ -8,6 +8,7 @@ best adapter.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
+from adapters.errors import AdaptersUserError
 from adapters.metrics import compute_metrics
 from adapters.modeling import BuiltModel, build_model
 from adapters.recipe import Recipe
@@ -66,10 +68,28 @@ def no_accelerator_device() -> bool:
     )
 
 
+def _nested_keys(matrix: dict[str, dict[str, float]] | None) -> list[str]:
+    if not matrix:
+        return []
+    return [*matrix, *(pred for row in matrix.values() for pred in row)]
+
+
 def metric_kwargs(recipe: Recipe, label_names: list[str]) -> dict[str, Any]:
     """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``."""
     positive = recipe.data.positive_label
     cost = None
+    for key, names in (
+        ("eval.cost_matrix", _nested_keys(recipe.eval.cost_matrix)),
+        (
+            "data.class_weights",
+            list(recipe.data.class_weights) if isinstance(recipe.data.class_weights, dict) else [],
+        ),
+    ):
+        unknown = sorted(set(names) - set(label_names))
+        if unknown:
+            raise AdaptersUserError(
+                f"labels {unknown} are not labels of the data ({', '.join(label_names)})", where=key
+            )
     if recipe.eval.cost_matrix:
         cost = [
             [float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
@@ -202,7 +222,7 @@ def run_training(
 
     # Train.
     history: list[dict[str, Any]] = []
-    best_score, best_step, best_state, bad_evals = -math.inf, 0, None, 0
+    best_score, best_step, best_state, bad_evals, best_ranks = -math.inf, 0, None, 0, None
     eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
     show = progress and accelerator.is_local_main_process
     bar = tqdm(total=total_steps, desc="Training", disable=not show)
@@ -221,6 +241,11 @@ def run_training(
                     unwrapped.base_model.update_and_allocate(step + 1)
                 scheduler.step()
                 optimizer.zero_grad()
+            if not torch.isfinite(loss):
+                raise RuntimeError(
+                    f"training diverged at step {step + 1} (loss {float(loss)}); lower "
+                    "training.learning_rate or use mixed_precision: no"
+                )
             running_loss.append(loss.detach().float())
             if not accelerator.sync_gradients:
                 continue
@@ -244,13 +269,17 @@ def run_training(
                     loss=f"{train_loss:.3f}",
                     **{recipe.eval.primary_metric: f"{scores[recipe.eval.primary_metric]:.3f}"},
                 )
-                if math.isnan(score) or score > best_score or best_state is None:
+                if best_state is None or (not math.isnan(score) and score > best_score):
                     best_score, best_step, bad_evals = score if not math.isnan(score) else -math.inf, step, 0
                     best_state = {
                         name: param.detach().cpu().clone()
                         for name, param in unwrapped.named_parameters()
                         if param.requires_grad
                     }
+                    # AdaLoRA keeps changing its rank pattern; saving prunes by it, so keep the best one too
+                    best_ranks = copy.deepcopy(
+                        getattr(unwrapped.peft_config["default"], "rank_pattern", None)
+                    )
                 else:
                     bad_evals += 1
                     if cfg.early_stopping_patience and bad_evals >= cfg.early_stopping_patience:
@@ -270,6 +299,8 @@ def run_training(
     # Evaluate the best adapter on validation and test.
     if best_state is not None:
         unwrapped.load_state_dict(best_state, strict=False)
+        if best_ranks is not None:
+            unwrapped.peft_config["default"].rank_pattern = best_ranks
     metrics: dict[str, dict[str, float]] = {}
     test_probabilities = np.empty((0, len(data.label_names)))
     for split, loader in (("validation", val_loader), ("test", test_loader)):
@@ -281,7 +312,10 @@ def run_training(
         {f"best_{split}_{key}": value for split, values in metrics.items() for key, value in values.items()},
         step=step,
     )
-    for tracker in accelerator.trackers:  # flush logs now; the process group lives until the artifact is saved
+    for (
+        tracker
+    ) in accelerator.trackers:  # flush logs now; the process group lives until the artifact is saved
         tracker.finish()
-    built.model = unwrapped
+    # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
+    built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     return TrainingOutcome(accelerator, built, metrics, test_probabilities, history, best_step, step, seconds)

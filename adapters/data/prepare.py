@@ -7,7 +7,6 @@ the curves of later issues compare like with like.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +72,7 @@ def resolve_data_config(config: DataConfig) -> DataConfig:
 
 
 def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return "unknown"
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -193,6 +192,11 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
     if label_names is None:
         if config.label_column is None:
             raise AdaptersUserError("data.label_column is required", where="data.label_column")
+        if not any(config.label_column in frame.columns for frame in raw.values()):
+            columns = ", ".join(map(str, next(iter(raw.values())).columns))
+            raise AdaptersUserError(
+                f"label column {config.label_column!r} not found; columns: {columns}", where=where
+            )
         values = pd.concat(
             [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
         )
@@ -258,4 +262,5 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
             for name, frame in frames.items()
         },
     }
-    return PreparedData(frames, label_names, config.positive_label, source_rows, info)
+    positive = config.positive_label if config.positive_label is not None else label_names[-1]
+    return PreparedData(frames, label_names, positive, source_rows, info)

@@ -57,7 +57,8 @@ def make_dataloader(dataset: Any, tokenizer: Any, batch_size: int, train: bool, 
         generator = torch.Generator().manual_seed(seed)
         sampler = LengthGroupedSampler(batch_size, lengths=list(dataset["length"]), generator=generator)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_collator(tokenizer))
-    order = sorted(range(len(dataset)), key=lambda index: dataset[index]["length"])
+    lengths = list(dataset["length"])
+    order = sorted(range(len(dataset)), key=lengths.__getitem__)
     return DataLoader(
         dataset.select(order), batch_size=batch_size, shuffle=False, collate_fn=_collator(tokenizer)
     )
