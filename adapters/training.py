@@ -223,6 +223,7 @@ def run_training(
     # Train.
     history: list[dict[str, Any]] = []
     best_score, best_step, best_state, bad_evals, best_ranks = -math.inf, 0, None, 0, None
+    best_scores: dict[str, float] = {}
     eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
     show = progress and accelerator.is_local_main_process
     bar = tqdm(total=total_steps, desc="Training", disable=not show)
@@ -271,6 +272,7 @@ def run_training(
                 )
                 if best_state is None or (not math.isnan(score) and score > best_score):
                     best_score, best_step, bad_evals = score if not math.isnan(score) else -math.inf, step, 0
+                    best_scores = scores
                     best_state = {
                         name: param.detach().cpu().clone()
                         for name, param in unwrapped.named_parameters()
@@ -296,18 +298,19 @@ def run_training(
     bar.close()
     seconds = time.perf_counter() - started
 
-    # Evaluate the best adapter on validation and test.
+    # Restore the best adapter; its validation scores were measured when it was best (no second pass).
     if best_state is not None:
         unwrapped.load_state_dict(best_state, strict=False)
         if best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = best_ranks
-    metrics: dict[str, dict[str, float]] = {}
-    test_probabilities = np.empty((0, len(data.label_names)))
-    for split, loader in (("validation", val_loader), ("test", test_loader)):
-        probs, labels, loss = predict_probabilities(model, loader, accelerator, input_names)
-        metrics[split] = {**compute_metrics(recipe.eval.metrics, probs, labels, **metric_args), "loss": loss}
-        if split == "test":
-            test_probabilities = probs
+    test_probabilities, labels, loss = predict_probabilities(model, test_loader, accelerator, input_names)
+    metrics = {
+        "validation": best_scores,
+        "test": {
+            "loss": loss,
+            **compute_metrics(recipe.eval.metrics, test_probabilities, labels, **metric_args),
+        },
+    }
     accelerator.log(
         {f"best_{split}_{key}": value for split, values in metrics.items() for key, value in values.items()},
         step=step,

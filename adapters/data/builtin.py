@@ -95,7 +95,7 @@ _SENTENCES: dict[str, str] = {
     "duration": "The credit duration is {duration} months.",
     "credit_history": "The credit history shows {credit_history}.",
     "purpose": "The credit is for {purpose}.",
-    "amount": "The credit amount is {amount} DM.",
+    "amount": "The credit amount is {amount:,} DM.",  # "2,799": the thousands are one token
     "savings": "The applicant has {savings}.",
     "employment_duration": "The applicant {employment_duration}.",
     "installment_rate": "The installments are {installment_rate} of disposable income.",
