@@ -168,3 +168,12 @@ def test_evaluate_and_predict_api(trained, tmp_path: Path) -> None:
     assert list(written.columns) == [*frame.columns, "prob_good", "prob_bad", "prediction"]
     assert len(written) == 40 and len(result) == 40
     assert not list(tmp_path.glob(".*partial"))
+
+
+@pytest.mark.parametrize("method", [{"type": "prompt_tuning", "num_virtual_tokens": 4}, {"type": "ia3"}])
+def test_other_methods_write_loadable_artifacts(recipe_for, tmp_path: Path, method: dict) -> None:
+    recipe = recipe_for(training={"max_steps": 2})
+    recipe["method"] = method
+    result = adapters.train(recipe, data=make_frame(80), output_dir=tmp_path / "out", progress=False)
+    assert result.summary["parity_max_abs_diff"] <= 1e-4
+    assert adapters.load(result.output_dir).predict_proba(["salary house owner"]).shape == (1, 2)

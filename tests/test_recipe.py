@@ -118,3 +118,16 @@ def test_round_trip_yaml(tmp_path: Path) -> None:
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe.to_yaml())
     assert load_recipe(path).to_dict() == recipe.to_dict()
+
+
+def test_expected_cost_needs_cost_matrix() -> None:
+    assert "expected_cost" not in load_recipe({}).eval.metrics  # default list drops it without costs
+    with pytest.raises(AdaptersUserError, match="cost_matrix"):
+        load_recipe({"eval": {"metrics": ["roc_auc", "expected_cost"]}})
+
+
+def test_numeric_labels_become_strings_and_booleans_are_refused() -> None:
+    recipe = load_recipe({"data": {"label_names": [0, 1], "positive_label": 1}})
+    assert recipe.data.label_names == ["0", "1"] and recipe.data.positive_label == "1"
+    with pytest.raises(AdaptersUserError, match="quote it"):
+        load_recipe({"data": {"positive_label": True}})

@@ -95,3 +95,11 @@ def test_metric_kwargs_cost_matrix_by_label_name() -> None:
         ["good", "bad"],
     )
     assert kwargs == {"positive_label": 1, "threshold": 0.5, "cost_matrix": [[0.0, 1.0], [5.0, 0.0]]}
+
+
+def test_cost_matrix_labels_must_exist() -> None:
+    from adapters.errors import AdaptersUserError
+
+    recipe = load_recipe({"eval": {"cost_matrix": {"yes": {"no": 5}}}})
+    with pytest.raises(AdaptersUserError, match="eval.cost_matrix"):
+        metric_kwargs(recipe, ["good", "bad"])
