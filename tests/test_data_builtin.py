@@ -49,7 +49,7 @@ def test_registry_metadata() -> None:
         assert info.label_names.index(info.positive_label) == 1
         assert info.license == "CC BY 4.0" and info.url.startswith("https://archive.ics.uci.edu/")
         assert set(info.protected_attributes) <= set(ATTRIBUTE_COLUMNS)
-        placeholders = re.findall(r"\{(\w+)\}", info.template)
+        placeholders = re.findall(r"\{(\w+)(?::[^}]*)?\}", info.template)  # {amount:,} has a format spec
         assert tuple(placeholders) == ATTRIBUTE_COLUMNS  # every attribute once, in column order
         assert info.template.count(". ") == len(ATTRIBUTE_COLUMNS) - 1  # one sentence each
 
