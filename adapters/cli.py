@@ -85,7 +85,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may follow options too (`train RECIPE --overwrite a.b=1`); argparse alone refuses that.
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if args.command != "train" or item.startswith("-") or "=" not in item]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return _run(args)
     except AdaptersUserError as exc:

@@ -101,3 +101,15 @@ def test_train_eval_predict_round_trip(recipe_file: Path, tmp_path: Path) -> Non
     make_frame(5).rename(columns={"note": "memo"}).to_csv(wrong, index=False)
     failed = run_cli("predict", str(out), "--input", str(wrong), "--output", str(tmp_path / "q.csv"))
     assert failed.returncode == 2 and "'note'" in failed.stderr and not (tmp_path / "q.csv").exists()
+
+
+def test_overrides_after_options_are_accepted() -> None:
+    from adapters.cli import build_parser
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(["train", "r.yaml", "--overwrite", "training.epochs=1"])
+    assert extra == ["training.epochs=1"]
+    result = run_cli("train", "missing.yaml", "--overwrite", "training.epochs=1")
+    assert result.returncode == 2 and "missing.yaml" in result.stderr and "unrecognized" not in result.stderr
+    result = run_cli("train", "missing.yaml", "--bogus")
+    assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
