@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -163,8 +162,3 @@ def predict(
             if os.path.exists(temporary):
                 os.unlink(temporary)
     return result
-
-
-def metrics_of(directory: str | Path) -> dict[str, Any]:
-    """The metrics saved at training time (``metrics.json``)."""
-    return json.loads((Path(directory) / "metrics.json").read_text(encoding="utf-8"))

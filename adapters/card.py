@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from adapters.data.builtin import BUILTIN_DATASETS
 from adapters.recipe import Recipe
 
 __all__ = ["render_model_card", "write_model_card"]
@@ -28,14 +29,9 @@ def render_model_card(
     )
     source = data.info.get("source", recipe.data.source)
     data_note = ""
-    try:
-        from adapters.data.builtin import BUILTIN_DATASETS
-
-        builtin = BUILTIN_DATASETS.get(recipe.data.source)
-        if builtin is not None:
-            data_note = f". {builtin.citation} Licence: {builtin.license}."
-    except ImportError:  # pragma: no cover - builtin module always ships
-        pass
+    builtin = BUILTIN_DATASETS.get(recipe.data.source)
+    if builtin is not None:
+        data_note = f". {builtin.citation} Licence: {builtin.license}."
     rows = data.info.get("rows", {})
     names = sorted(set(metrics.get("validation", {})) | set(metrics.get("test", {})))
     metric_rows = "\n".join(
