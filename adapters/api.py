@@ -12,7 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from adapters.artifact import Classifier, load, publish, staging_dir, write_artifact
+from adapters.artifact import (
+    Classifier,
+    load,
+    publish,
+    refuse_existing,
+    staging_dir,
+    staging_path,
+    write_artifact,
+)
 from adapters.data import prepare_data, resolve_data_config
 from adapters.data.prepare import to_examples
 from adapters.data.readers import read_source
@@ -71,10 +79,7 @@ def train(
         sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
-    if target.exists() and not overwrite:
-        raise AdaptersUserError(
-            "output directory exists; pass --overwrite (overwrite=True) to replace it", where=str(target)
-        )
+    refuse_existing(target, overwrite)
     prepared = prepare_data(resolved.data, data)
     data_config = resolved.data.model_copy(
         update={"label_names": prepared.label_names, "positive_label": prepared.positive_label}
@@ -82,9 +87,9 @@ def train(
     resolved = resolved.model_copy(update={"data": data_config})
     metric_kwargs(resolved, prepared.label_names)  # cost matrix / class weight labels checked before any work
     state = PartialState(cpu=no_accelerator_device())
-    staging = target.parent / f".{target.name}.partial"
+    staging = staging_path(target)
     if state.is_main_process:
-        staging = staging_dir(target, overwrite)
+        staging_dir(target)
     state.wait_for_everyone()
     try:
         outcome = run_training(resolved, prepared, logging_dir=staging / "logs", progress=progress)

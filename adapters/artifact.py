@@ -20,7 +20,16 @@ import pandas as pd
 from adapters.errors import AdaptersUserError
 from adapters.recipe import Recipe, load_recipe
 
-__all__ = ["Classifier", "load", "staging_dir", "publish", "write_artifact", "ARTIFACT_FILES"]
+__all__ = [
+    "Classifier",
+    "load",
+    "refuse_existing",
+    "staging_path",
+    "staging_dir",
+    "publish",
+    "write_artifact",
+    "ARTIFACT_FILES",
+]
 
 ARTIFACT_FILES = (
     "adapter_config.json",
@@ -33,15 +42,24 @@ ARTIFACT_FILES = (
 )
 
 
-def staging_dir(output_dir: Path, overwrite: bool) -> Path:
-    """Refuse an existing output dir (unless ``overwrite``) and make an empty staging dir beside it."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
+def refuse_existing(output_dir: Path, overwrite: bool) -> None:
+    """An existing output dir is replaced only when asked (checked before any work starts)."""
+    if Path(output_dir).exists() and not overwrite:
         raise AdaptersUserError(
             "output directory exists; pass --overwrite (overwrite=True) to replace it", where=str(output_dir)
         )
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_dir.parent / f".{output_dir.name}.partial"
+
+
+def staging_path(output_dir: Path) -> Path:
+    """The hidden directory beside ``output_dir`` where an artifact is assembled (same on every process)."""
+    output_dir = Path(output_dir)
+    return output_dir.parent / f".{output_dir.name}.partial"
+
+
+def staging_dir(output_dir: Path) -> Path:
+    """Make an empty staging dir beside ``output_dir`` (a stale one from a crash is discarded)."""
+    staging = staging_path(output_dir)
+    staging.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     return staging
