@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -13,7 +14,9 @@ from typing import Any
 import pandas as pd
 
 from adapters.artifact import (
+    CHECKPOINTS,
     Classifier,
+    check_output_location,
     load,
     publish,
     refuse_existing,
@@ -21,6 +24,7 @@ from adapters.artifact import (
     staging_path,
     write_artifact,
 )
+from adapters.checkpoint import latest_checkpoint
 from adapters.data import prepare_data, resolve_data_config
 from adapters.data.prepare import to_examples
 from adapters.data.readers import read_source
@@ -28,6 +32,8 @@ from adapters.errors import AdaptersUserError
 from adapters.recipe import Recipe, load_recipe
 
 __all__ = ["TrainResult", "train", "evaluate", "predict", "load", "Classifier"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +61,14 @@ def _resolved(
     return resolved.model_copy(update=updates)
 
 
+def _input_paths(recipe: Any, data_source: str) -> list[Path]:
+    """The local files a run reads (recipe file, data file or dir): the output must stay clear of them."""
+    candidates = [data_source]
+    if isinstance(recipe, str | Path) and Path(recipe).is_file():
+        candidates.append(str(recipe))
+    return [Path(path) for path in candidates if Path(path).exists()]
+
+
 def train(
     recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
     overrides: Iterable[str] | Mapping[str, Any] | None = None,
@@ -62,6 +76,7 @@ def train(
     data: pd.DataFrame | None = None,
     output_dir: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     progress: bool = True,
     **sections: Any,
 ) -> TrainResult:
@@ -69,7 +84,8 @@ def train(
 
     ``recipe`` is a YAML path, a built-in name (``german-credit/lora``), a dict or a :class:`Recipe`;
     ``overrides`` takes dotted keys; ``sections`` whole sections (``training={"epochs": 1}``);
-    ``data`` a pandas DataFrame used instead of ``data.source``.
+    ``data`` a pandas DataFrame used instead of ``data.source``. ``resume=True`` continues an interrupted
+    run of the same recipe from its newest complete checkpoint (``training.checkpoint_every``).
     """
     from accelerate import PartialState
 
@@ -80,6 +96,7 @@ def train(
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
     refuse_existing(target, overwrite)
+    check_output_location(target, _input_paths(recipe, resolved.data.source))
     prepared = prepare_data(resolved.data, data)
     data_config = resolved.data.model_copy(
         update={"label_names": prepared.label_names, "positive_label": prepared.positive_label}
@@ -89,19 +106,30 @@ def train(
     state = PartialState(cpu=no_accelerator_device())
     staging = staging_path(target)
     if state.is_main_process:
-        staging_dir(target)
+        staging_dir(target, resume=resume, overwrite=overwrite)
     state.wait_for_everyone()
     try:
-        outcome = run_training(resolved, prepared, logging_dir=staging / "logs", progress=progress)
+        outcome = run_training(
+            resolved,
+            prepared,
+            logging_dir=staging / "logs",
+            progress=progress,
+            checkpoint_root=staging / CHECKPOINTS,
+            resume=resume,
+        )
         summary: dict[str, Any] = {}
         if state.is_main_process:
             summary = write_artifact(staging, outcome, resolved, prepared)
+            shutil.rmtree(staging / CHECKPOINTS, ignore_errors=True)
             publish(staging, target)
         state.wait_for_everyone()
         state.destroy_process_group()
     except BaseException:
         if state.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
+            if latest_checkpoint(staging / CHECKPOINTS) is not None:
+                logger.warning("checkpoints kept in %s; rerun with --resume to continue", staging)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(target, outcome.metrics, summary)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,14 @@ __all__ = [
     "refuse_existing",
     "staging_path",
     "staging_dir",
+    "check_output_location",
+    "CHECKPOINTS",
     "publish",
     "write_artifact",
     "ARTIFACT_FILES",
 ]
+
+CHECKPOINTS = "checkpoints"  # inside the staging dir; removed before the artifact is published
 
 ARTIFACT_FILES = (
     "adapter_config.json",
@@ -50,15 +55,68 @@ def refuse_existing(output_dir: Path, overwrite: bool) -> None:
         )
 
 
+def check_output_location(output_dir: Path, inputs: Sequence[Path]) -> None:
+    """Refuse an output dir that holds an input, lies in a data directory, or cannot be written.
+
+    ``--overwrite`` replaces the output dir wholesale, so an output dir that contains the data file (or the
+    recipe) would delete it; one inside a directory data source would be read back as data next time.
+    """
+    target = Path(output_dir).resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if target == source or target in source.parents:
+            raise AdaptersUserError(
+                f"output directory contains the input {source}, which --overwrite would delete; "
+                "choose another --output",
+                where=str(output_dir),
+            )
+        if source.is_dir() and source in target.parents:
+            raise AdaptersUserError(
+                f"output directory is inside the data directory {source}, where it would be read as "
+                "data; choose another --output",
+                where=str(output_dir),
+            )
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:
+        if not ancestor.is_dir():
+            raise NotADirectoryError(f"{ancestor} is a file")
+        probe = tempfile.mkdtemp(dir=ancestor, prefix=".adapters-write-test-")
+        os.rmdir(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        message = f"output directory is not writable ({reason})"
+        raise AdaptersUserError(message, where=str(output_dir)) from None
+
+
 def staging_path(output_dir: Path) -> Path:
     """The hidden directory beside ``output_dir`` where an artifact is assembled (same on every process)."""
     output_dir = Path(output_dir)
     return output_dir.parent / f".{output_dir.name}.partial"
 
 
-def staging_dir(output_dir: Path) -> Path:
-    """Make an empty staging dir beside ``output_dir`` (a stale one from a crash is discarded)."""
+def staging_dir(output_dir: Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """The staging dir beside ``output_dir``: kept with its checkpoints on resume, else made empty.
+
+    A stale staging dir without checkpoints is debris of a crash and is discarded; one with checkpoints
+    is an interrupted run, which is only discarded when asked (``--overwrite``).
+    """
+    from adapters.checkpoint import latest_checkpoint
+
     staging = staging_path(output_dir)
+    interrupted = latest_checkpoint(staging / CHECKPOINTS) is not None
+    if resume and staging.is_dir():
+        for child in staging.iterdir():
+            if child.name not in (CHECKPOINTS, "logs"):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        return staging
+    if interrupted and not overwrite:
+        raise AdaptersUserError(
+            "an interrupted run left checkpoints here; pass --resume to continue it or --overwrite to "
+            "start over",
+            where=str(staging),
+        )
     staging.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

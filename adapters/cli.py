@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides")
     train.add_argument("--output", help="output directory (default: the recipe's training.output_dir)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its newest complete checkpoint (training.checkpoint_every)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("eval", help="metrics of a trained artifact")
@@ -69,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
             args.overrides,
             output_dir=args.output,
             overwrite=args.overwrite,
+            resume=args.resume,
             progress=not args.no_progress,
         )
         from accelerate import PartialState

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +63,8 @@ _MANAGED_PEFT_KEYS = {
     "auto_mapping",
     "peft_version",
 }
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss"})
 
@@ -205,6 +208,9 @@ class TrainingConfig(_Section):
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: what `accelerate launch` says
     seed: int = 42
+    deterministic: bool = False  # also force deterministic kernels (GPU: slower; CPU runs are already)
+    checkpoint_every: int | None = Field(None, ge=1)  # steps; lets `--resume` continue a killed run
+    keep_checkpoints: int = Field(2, ge=1)
     eval_every: int | Literal["epoch"] = "epoch"
     early_stopping_patience: int | None = Field(None, ge=1)
     output_dir: str = "outputs/{name}"
@@ -268,6 +274,26 @@ class Recipe(_Section):
     method: MethodConfig = Field(default_factory=MethodConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # The name becomes a directory (output_dir: outputs/{name}); it must not climb out of it.
+        if not _SAFE_NAME.fullmatch(value):
+            raise ValueError(
+                f"name {value!r} must be letters, digits, '.', '_' or '-' and start with a letter or "
+                "digit (it becomes a directory name)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _checkpointable(self) -> Recipe:
+        if self.training.checkpoint_every and self.method.type == "adalora":
+            raise ValueError(
+                "training.checkpoint_every: AdaLoRA's rank allocator keeps state outside the model and "
+                "optimizer, so its runs cannot be resumed exactly; use lora/dora or no checkpoints"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str = "recipe") -> Recipe:
@@ -430,9 +456,8 @@ def load_recipe(
             ) from None
         if not isinstance(raw, dict):
             raise AdaptersUserError("a recipe must be a YAML mapping of sections", where=where)
-        raw.setdefault(
-            "name", path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
-        )
+        default_name = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
+        raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).strip("-._") or "recipe")
     raw = _merge(raw, sections)
     for key, value in _override_pairs(overrides):
         _set_dotted(raw, key, value)

@@ -21,6 +21,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, latest_checkpoint, trainable_state
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
@@ -152,10 +153,26 @@ def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
     return flat
 
 
+def _evaluation_record(
+    loop: LoopState, steps_per_epoch: int, train_loss: float, scores: dict[str, float]
+) -> dict[str, Any]:
+    return {
+        "step": loop.step,
+        "epoch": round(loop.step / steps_per_epoch, 3),
+        "train_loss": train_loss,
+        **{f"validation_{key}": value for key, value in scores.items()},
+    }
+
+
 def run_training(
-    recipe: Recipe, data: PreparedData, logging_dir: Path | None = None, progress: bool = True
+    recipe: Recipe,
+    data: PreparedData,
+    logging_dir: Path | None = None,
+    progress: bool = True,
+    checkpoint_root: Path | None = None,
+    resume: bool = False,
 ) -> TrainingOutcome:
-    """Set up → train (evaluate, early-stop, keep best) → evaluate best on validation and test."""
+    """Set up → (resume) → train (evaluate, early-stop, keep best, checkpoint) → evaluate best on test."""
     import time
 
     from transformers import get_scheduler
@@ -165,12 +182,14 @@ def run_training(
         torch.set_num_threads(cfg.num_threads)
     trackers = cfg.log_with if logging_dir is not None else []
     accelerator = Accelerator(
+        cpu=no_accelerator_device(),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=cfg.mixed_precision,
         log_with=trackers or None,
         project_dir=str(logging_dir) if logging_dir else None,
     )
-    set_seed(cfg.seed)
+    # Seed before the PEFT layers exist: their initial weights come from this RNG (trl #6688).
+    set_seed(cfg.seed, deterministic=cfg.deterministic)
 
     # Set-up: steps first (AdaLoRA's schedule needs them), then model, then data.
     per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
@@ -189,9 +208,11 @@ def run_training(
             cfg.per_device_batch_size if name == "train" else cfg.eval_batch_size,
             train=name == "train",
             seed=cfg.seed,
+            group_size=cfg.per_device_batch_size * accelerator.num_processes,
         )
         for name in ("train", "validation", "test")
     }
+    sampler = loaders["train"].sampler
     trainable = [param for param in built.model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     # Accelerate steps a prepared scheduler once per process per optimizer step: count in those units.
@@ -211,26 +232,48 @@ def run_training(
         weights = weights.to(accelerator.device)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     metric_args = metric_kwargs(recipe, data.label_names)
-    if trackers:
-        accelerator.init_trackers("train", config=_flat_hparams(recipe))
     unwrapped = accelerator.unwrap_model(model)
     sign = 1.0 if recipe.eval.greater_is_better else -1.0
+
+    loop, best_state = LoopState(), None
+    checkpoints = None
+    if checkpoint_root is not None and cfg.checkpoint_every:
+        checkpoints = CheckpointDir(checkpoint_root, accelerator, unwrapped, cfg.keep_checkpoints)
+        identity = {
+            "recipe": recipe.to_dict(),
+            "data_sha256": data_fingerprint(data.frames),
+            "num_processes": accelerator.num_processes,
+        }
+        checkpoints.check_run(identity, resume)
+        latest = latest_checkpoint(checkpoint_root) if resume else None
+        if latest is not None:
+            loop, best_state = checkpoints.restore(latest)
+            logger.info("resuming from %s (step %d)", latest, loop.step, main_process_only=True)
+        elif resume:
+            logger.warning("no complete checkpoint in %s; starting at step 0", checkpoint_root)
+    if trackers:
+        accelerator.init_trackers("train", config=_flat_hparams(recipe))
 
     def validate() -> dict[str, float]:
         probs, labels, loss = predict_probabilities(model, val_loader, accelerator, input_names)
         return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
 
     # Train.
-    history: list[dict[str, Any]] = []
-    best_score, best_step, best_state, bad_evals, best_ranks = -math.inf, 0, None, 0, None
-    best_scores: dict[str, float] = {}
     eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
     show = progress and accelerator.is_local_main_process
-    bar = tqdm(total=total_steps, desc="Training", disable=not show)
-    started, step, running_loss, stop = time.perf_counter(), 0, [], False
+    bar = tqdm(total=total_steps, initial=loop.step, desc="Training", disable=not show)
+    started, stop = time.perf_counter(), loop.step >= total_steps
+    running_loss = [torch.tensor(value) for value in loop.running_loss]
     while not stop:
         model.train()
-        for batch in train_loader:
+        sampler.set_epoch(loop.epoch)  # the order is a function of (seed, epoch); resumes skip what was seen
+        batches = (
+            accelerator.skip_first_batches(train_loader, loop.batches_in_epoch)
+            if loop.batches_in_epoch
+            else train_loader
+        )
+        batches.set_epoch(loop.epoch)
+        for batch in batches:
             with accelerator.accumulate(model):
                 outputs = model(**_model_inputs(batch, input_names))
                 loss = loss_fn(outputs.logits.float(), batch["labels"])
@@ -239,73 +282,67 @@ def run_training(
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients and recipe.method.type == "adalora":
-                    unwrapped.base_model.update_and_allocate(step + 1)
+                    unwrapped.base_model.update_and_allocate(loop.step + 1)
                 scheduler.step()
                 optimizer.zero_grad()
             if not torch.isfinite(loss):
                 raise RuntimeError(
-                    f"training diverged at step {step + 1} (loss {float(loss)}); lower "
+                    f"training diverged at step {loop.step + 1} (loss {float(loss)}); lower "
                     "training.learning_rate or use mixed_precision: no"
                 )
+            loop.batches_in_epoch += 1
             running_loss.append(loss.detach().float())
             if not accelerator.sync_gradients:
                 continue
-            step += 1
+            loop.step += 1
             bar.update(1)
-            if step % eval_every == 0 or step == total_steps:
+            if loop.step % eval_every == 0 or loop.step == total_steps:
                 train_loss = float(accelerator.gather(torch.stack(running_loss)).mean())
                 running_loss = []
                 scores = validate()
                 model.train()
-                record = {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 3),
-                    "train_loss": train_loss,
-                    **{f"validation_{key}": value for key, value in scores.items()},
-                }
-                history.append(record)
-                accelerator.log({key: value for key, value in record.items() if key != "step"}, step=step)
-                score = scores[recipe.eval.primary_metric] * sign
-                bar.set_postfix(
-                    loss=f"{train_loss:.3f}",
-                    **{recipe.eval.primary_metric: f"{scores[recipe.eval.primary_metric]:.3f}"},
+                record = _evaluation_record(loop, steps_per_epoch, train_loss, scores)
+                loop.history.append(record)
+                accelerator.log(
+                    {key: value for key, value in record.items() if key != "step"}, step=loop.step
                 )
-                if best_state is None or (not math.isnan(score) and score > best_score):
-                    best_score, best_step, bad_evals = score if not math.isnan(score) else -math.inf, step, 0
-                    best_scores = scores
-                    best_state = {
-                        name: param.detach().cpu().clone()
-                        for name, param in unwrapped.named_parameters()
-                        if param.requires_grad
-                    }
+                primary = scores[recipe.eval.primary_metric]
+                bar.set_postfix(loss=f"{train_loss:.3f}", **{recipe.eval.primary_metric: f"{primary:.3f}"})
+                score = primary * sign
+                if best_state is None or (not math.isnan(score) and score > loop.best_score):
+                    loop.best_score = score if not math.isnan(score) else -math.inf
+                    loop.best_step, loop.bad_evals, loop.best_scores = loop.step, 0, scores
+                    best_state = trainable_state(unwrapped)
                     # AdaLoRA keeps changing its rank pattern; saving prunes by it, so keep the best one too
-                    best_ranks = copy.deepcopy(
+                    loop.best_ranks = copy.deepcopy(
                         getattr(unwrapped.peft_config["default"], "rank_pattern", None)
                     )
                 else:
-                    bad_evals += 1
-                    if cfg.early_stopping_patience and bad_evals >= cfg.early_stopping_patience:
-                        logger.info(
-                            "early stopping at step %d (best step %d)",
-                            step,
-                            best_step,
-                            main_process_only=True,
-                        )
+                    loop.bad_evals += 1
+                    if cfg.early_stopping_patience and loop.bad_evals >= cfg.early_stopping_patience:
+                        logger.info("early stopping at step %d (best step %d)", loop.step, loop.best_step)
                         stop = True
-            if step >= total_steps or stop:
-                stop = True
+            stop = stop or loop.step >= total_steps
+            if checkpoints is not None and not stop and loop.step % cfg.checkpoint_every == 0:
+                loop.running_loss = [float(value) for value in running_loss]
+                loop.seconds_before += time.perf_counter() - started
+                started = time.perf_counter()
+                checkpoints.save(loop, best_state)
+            if stop:
                 break
+        else:
+            loop.epoch, loop.batches_in_epoch = loop.epoch + 1, 0
     bar.close()
-    seconds = time.perf_counter() - started
+    seconds = loop.seconds_before + time.perf_counter() - started
 
     # Restore the best adapter; its validation scores were measured when it was best (no second pass).
     if best_state is not None:
         unwrapped.load_state_dict(best_state, strict=False)
-        if best_ranks is not None:
-            unwrapped.peft_config["default"].rank_pattern = best_ranks
+        if loop.best_ranks is not None:
+            unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
     test_probabilities, labels, loss = predict_probabilities(model, test_loader, accelerator, input_names)
     metrics = {
-        "validation": best_scores,
+        "validation": loop.best_scores,
         "test": {
             "loss": loss,
             **compute_metrics(recipe.eval.metrics, test_probabilities, labels, **metric_args),
@@ -313,12 +350,13 @@ def run_training(
     }
     accelerator.log(
         {f"best_{split}_{key}": value for split, values in metrics.items() for key, value in values.items()},
-        step=step,
+        step=loop.step,
     )
-    for (
-        tracker
-    ) in accelerator.trackers:  # flush logs now; the process group lives until the artifact is saved
+    # Flush logs now; the process group lives on until the artifact is saved.
+    for tracker in accelerator.trackers:
         tracker.finish()
     # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
     built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    return TrainingOutcome(accelerator, built, metrics, test_probabilities, history, best_step, step, seconds)
+    return TrainingOutcome(
+        accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
+    )

@@ -6,12 +6,13 @@ sorting by length (evaluation) is the cheapest speed-up there is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
-__all__ = ["tokenize_splits", "make_dataloader"]
+__all__ = ["tokenize_splits", "make_dataloader", "EpochSeededLengthGroupedSampler"]
 
 
 def tokenize_splits(splits: Any, tokenizer: Any, max_length: int) -> Any:
@@ -42,23 +43,53 @@ def _collator(tokenizer: Any):
     return collate
 
 
-def make_dataloader(dataset: Any, tokenizer: Any, batch_size: int, train: bool, seed: int = 0) -> DataLoader:
+class EpochSeededLengthGroupedSampler(Sampler[int]):
+    """Length-grouped shuffling whose order is a function of ``(seed, epoch)`` alone.
+
+    That makes a resumed run see exactly the batches the interrupted one would have seen (no generator state
+    to carry), and every process of a DDP run the same order. ``group_size`` is the *global* batch (per
+    device × processes), so N processes with batch b walk the same examples per step as one with batch N·b.
+    """
+
+    def __init__(self, lengths: list[int], group_size: int, seed: int) -> None:
+        self.lengths, self.group_size, self.seed, self.epoch = lengths, group_size, seed, 0
+        # Accelerate draws a seed from the global RNG for samplers without a generator; this one needs none.
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=generator))
+
+
+def make_dataloader(
+    dataset: Any,
+    tokenizer: Any,
+    batch_size: int,
+    train: bool,
+    seed: int = 0,
+    group_size: int | None = None,
+) -> DataLoader:
     """Training: length-grouped shuffled batches. Evaluation: sorted by length, order kept in ``row_index``.
 
     ``row_index`` (the position in the split) travels with each batch so predictions gathered from
-    several processes can be put back in row order.
+    several processes can be put back in row order. Every loader has its own generator, so creating an
+    iterator never draws from the global RNG that dropout uses (a resumed run would otherwise drift).
     """
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
     dataset = dataset.add_column("row_index", list(range(len(dataset))))
     columns = [name for name in dataset.column_names if name not in ("row_id",)]
     dataset = dataset.with_format(columns=columns)
-    if train:
-        generator = torch.Generator().manual_seed(seed)
-        sampler = LengthGroupedSampler(batch_size, lengths=list(dataset["length"]), generator=generator)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_collator(tokenizer))
     lengths = list(dataset["length"])
+    common = {"collate_fn": _collator(tokenizer), "generator": torch.Generator().manual_seed(seed)}
+    if train:
+        sampler = EpochSeededLengthGroupedSampler(lengths, group_size or batch_size, seed)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
     order = sorted(range(len(dataset)), key=lengths.__getitem__)
-    return DataLoader(
-        dataset.select(order), batch_size=batch_size, shuffle=False, collate_fn=_collator(tokenizer)
-    )
+    return DataLoader(dataset.select(order), batch_size=batch_size, shuffle=False, **common)
