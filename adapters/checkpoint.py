@@ -90,6 +90,16 @@ def data_fingerprint(frames: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def latest_checkpoint(root: Path) -> Path | None:
     """The newest complete checkpoint under ``root`` (half-written ones are never picked)."""
     if not root.is_dir():
@@ -132,10 +142,9 @@ class CheckpointDir:
         """Record what this run is; on resume, refuse checkpoints of a different recipe, data or topology."""
         path = self.root / _RUN
         if resume and path.is_file():
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            changed = [
-                key for key in sorted(set(saved) | set(identity)) if saved.get(key) != identity.get(key)
-            ]
+            saved = _flatten(json.loads(path.read_text(encoding="utf-8")))
+            current = _flatten(json.loads(json.dumps(identity)))
+            changed = [key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
             if changed:
                 raise AdaptersUserError(
                     f"cannot resume: {', '.join(changed)} differ from the interrupted run's; rerun "
