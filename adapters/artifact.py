@@ -168,6 +168,7 @@ def check_parity(
     quantization: str,
     torch_dtype: str = "float32",
     max_length: int = 256,
+    trust_remote_code: bool = False,
 ) -> float:
     """Reload ``adapter_dir`` with plain PEFT and compare probabilities; raise if they differ.
 
@@ -178,7 +179,7 @@ def check_parity(
 
     from adapters.modeling import load_adapter_model
 
-    reloaded, _ = load_adapter_model(adapter_dir, quantization, torch_dtype)
+    reloaded, _ = load_adapter_model(adapter_dir, quantization, torch_dtype, trust_remote_code)
     model.eval()
     encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -223,6 +224,7 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
         recipe.model.quantization,
         recipe.model.torch_dtype,
         recipe.data.max_length,
+        recipe.model.trust_remote_code,
     )
     summary = {
         "best_step": outcome.best_step,
@@ -249,8 +251,12 @@ class Classifier:
         self.recipe = load_recipe(self.directory / "recipe.yaml")
         from adapters.modeling import load_adapter_model
 
+        model_config = self.recipe.model
         self.model, self.tokenizer = load_adapter_model(
-            self.directory, self.recipe.model.quantization, self.recipe.model.torch_dtype
+            self.directory,
+            model_config.quantization,
+            model_config.torch_dtype,
+            model_config.trust_remote_code,
         )
         config = self.model.get_base_model().config
         self.label_names = [config.id2label[i] for i in range(config.num_labels)]

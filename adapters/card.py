@@ -73,6 +73,12 @@ def render_model_card(
         method=recipe.method.type,
         base_model=base_id,
         base_note=base_note,
+        remote_code=(
+            "**executed** — `trust_remote_code: true`: Python code shipped with the base model ran "
+            "during training and runs again when the adapter is loaded"
+            if recipe.model.trust_remote_code
+            else "none executed (`trust_remote_code: false`)"
+        ),
         num_labels=len(data.label_names),
         label_list=", ".join(data.label_names),
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",

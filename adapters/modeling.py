@@ -305,7 +305,10 @@ def build_model(
 
 
 def load_adapter_model(
-    adapter_dir: str | Path, quantization: str = "none", torch_dtype: str = "float32"
+    adapter_dir: str | Path,
+    quantization: str = "none",
+    torch_dtype: str = "float32",
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Reload a saved adapter with plain PEFT/transformers (what a user without this package does).
 
@@ -316,7 +319,7 @@ def load_adapter_model(
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     adapter_dir = str(adapter_dir)
-    saved = AutoConfig.from_pretrained(adapter_dir)
+    saved = AutoConfig.from_pretrained(adapter_dir, trust_remote_code=trust_remote_code)
     adapter = PeftConfig.from_pretrained(adapter_dir)
     base_path, _ = resolve_base_model(adapter.base_model_name_or_path)
     kwargs: dict[str, Any] = {
@@ -327,6 +330,7 @@ def load_adapter_model(
         "pad_token_id": saved.pad_token_id,
         "revision": adapter.revision,
         "dtype": "auto" if torch_dtype == "auto" else _DTYPES[torch_dtype],
+        "trust_remote_code": trust_remote_code,
     }
     if quantization != "none":
         heads = list(getattr(saved, "quantization_skip_modules", []))
@@ -336,4 +340,4 @@ def load_adapter_model(
     if quantization != "none":
         _disable_avx512bf16(model)
     model.eval()
-    return model, AutoTokenizer.from_pretrained(adapter_dir)
+    return model, AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=trust_remote_code)
