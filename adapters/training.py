@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,9 @@ def run_training(
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     trackers = cfg.log_with if logging_dir is not None else []
+    if cfg.deterministic:  # cuBLAS needs this before its first call to have deterministic kernels
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
     accelerator = Accelerator(
         cpu=no_accelerator_device(),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
