@@ -193,3 +193,16 @@ def test_resume_loads_only_with_weights_only(recipe_for, tmp_path: Path, monkeyp
     result = adapters.train(recipe, resume=True, progress=False)
     assert calls and all(call.get("weights_only") is True for call in calls)
     assert result.summary["steps"] == 16  # 57 train rows, batch 8, 2 epochs
+
+
+def test_deterministic_flag_turns_on_deterministic_kernels(recipe_for, frame, tmp_path: Path) -> None:
+    recipe = recipe_for(training={"max_steps": 1, "deterministic": True})
+    had_setting = "CUBLAS_WORKSPACE_CONFIG" in os.environ
+    try:
+        adapters.train(recipe, data=frame, output_dir=tmp_path / "out", progress=False)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+        if not had_setting:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
