@@ -120,7 +120,7 @@ class DataConfig(_Section):
     split_column: str | None = None
     validation_size: float = Field(0.2, gt=0, lt=1)
     test_size: float = Field(0.2, gt=0, lt=1)
-    split_seed: int = 42
+    split_seed: int = Field(42, ge=0, lt=2**32)  # numpy and scikit-learn seeds are uint32
     train_fraction: float = Field(1.0, gt=0, le=1)
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
@@ -204,7 +204,7 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: what `accelerate launch` says
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32)
     eval_every: int | Literal["epoch"] = "epoch"
     early_stopping_patience: int | None = Field(None, ge=1)
     output_dir: str = "outputs/{name}"
