@@ -55,12 +55,18 @@ def hub_unreachable(exc: BaseException) -> bool:
 
 
 def root_cause(exc: BaseException, skip: tuple[type[BaseException], ...] = ()) -> str:
-    """The first line of the first exception in the chain that is not a generic wrapper in ``skip``."""
+    """One line from the first exception in the chain that is not a generic wrapper in ``skip``.
+
+    Multi-line library messages put the gist first and the reason last ("Couldn't cast ... because
+    column names don't match"), so those two lines are kept.
+    """
     for link in _chain(exc):
         if isinstance(link, skip):
             continue
-        text = str(link).strip()
-        return text.splitlines()[0].strip() if text else type(link).__name__
+        lines = [line.strip() for line in str(link).splitlines() if line.strip()]
+        if not lines:
+            return type(link).__name__
+        return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
     return type(exc).__name__
 
 

@@ -80,7 +80,8 @@ def _diagnose(path: Path, kind: str) -> str | None:
         try:
             text = line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            return f"not UTF-8 text: line {number} has byte 0x{line[exc.start]:02x}; save the file as UTF-8"
+            byte = exc.object[exc.start]
+            return f"not UTF-8 text: line {number} has byte 0x{byte:02x}; save the file as UTF-8"
         if kind == "jsonl" and text.strip():
             try:
                 json.loads(text)
