@@ -194,13 +194,26 @@ def build_peft_config(
         raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
 
 
-def _load_error(exc: BaseException, name: str) -> AdaptersUserError:
+def _load_error(exc: BaseException, config: ModelConfig) -> AdaptersUserError:
     """One line for a failed tokenizer/config/model load: the Hub unreachable, or the library's reason."""
+    name = config.name_or_path
     if hub_unreachable(exc):
         return AdaptersUserError(
             f"{HUB_UNREACHABLE} (no local directory {name!r})", where="model.name_or_path"
         )
-    return AdaptersUserError(f"cannot load the base model ({root_cause(exc)})", where="model.name_or_path")
+    if isinstance(
+        exc, RuntimeError
+    ):  # transformers refuses checkpoint tensors of other shapes than the config
+        return AdaptersUserError(
+            f"the checkpoint's tensors do not have the shapes this config asks for "
+            f"({', '.join(config.config_kwargs) or 'config.json'}); config_kwargs may change settings "
+            "such as dropout, not sizes",
+            where="model.config_kwargs" if config.config_kwargs else "model.name_or_path",
+        )
+    with_kwargs = f" with model.config_kwargs {config.config_kwargs}" if config.config_kwargs else ""
+    return AdaptersUserError(
+        f"cannot load the base model{with_kwargs} ({root_cause(exc)})", where="model.name_or_path"
+    )
 
 
 def _check_loadable(name: str, load_path: str) -> None:
@@ -267,6 +280,12 @@ def build_model(
     name = model_config.name_or_path
     load_path, provenance = resolve_base_model(name)
     _check_loadable(name, load_path)
+    managed = sorted(set(model_config.config_kwargs) & set(label_config_kwargs(label_names)))
+    if managed:
+        raise AdaptersUserError(
+            f"cannot set {', '.join(managed)}: peft-recipes sets them from the data's labels",
+            where="model.config_kwargs",
+        )
     common = {"revision": model_config.revision, "trust_remote_code": model_config.trust_remote_code}
     try:
         with quiet_loading():
@@ -275,7 +294,7 @@ def build_model(
                 load_path, **common, **model_config.config_kwargs, **label_config_kwargs(label_names)
             )
     except (OSError, ValueError) as exc:
-        raise _load_error(exc, name) from None
+        raise _load_error(exc, model_config) from None
     _check_has_head(base_config, name)
     if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
         tokenizer.pad_token = tokenizer.eos_token
@@ -302,7 +321,11 @@ def build_model(
                 **common,
             )
     except (OSError, TypeError, ValueError) as exc:
-        raise _load_error(exc, name) from None
+        raise _load_error(exc, model_config) from None
+    except RuntimeError as exc:
+        if "mismatch" not in str(exc):  # anything but a shape mismatch is not the recipe's fault
+            raise
+        raise _load_error(exc, model_config) from None
     model.config.name_or_path = load_path
     heads = new_module_names(model, loading_info["missing_keys"])
     if not heads:
