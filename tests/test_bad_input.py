@@ -274,6 +274,28 @@ ERROR_CASES = [
         Case(("method.task_type",), sections={"method": {"task_type": "SEQ_CLS"}}), id="peft-managed-key"
     ),
     pytest.param(
+        Case(("recipe.yaml", "method.r", "integer", "None"), sections={"method": {"r": None}}),
+        id="peft-kwarg-wrong-type",
+    ),
+    pytest.param(Case(("method", "`r`", "-1"), sections={"method": {"r": -1}}), id="peft-kwarg-out-of-range"),
+    pytest.param(
+        Case(
+            ("model.config_kwargs", "hidden_size"), sections={"model": {"config_kwargs": {"hidden_size": 64}}}
+        ),
+        id="config-kwargs-mismatch",
+    ),
+    pytest.param(
+        Case(("model.config_kwargs", "num_labels"), sections={"model": {"config_kwargs": {"num_labels": 3}}}),
+        id="config-kwargs-managed-key",
+    ),
+    pytest.param(
+        Case(
+            ("model.name_or_path", "model.config_kwargs", "dropout"),
+            sections={"model": {"config_kwargs": {"hidden_dropout_prob": 2.0}}},
+        ),
+        id="config-kwargs-bad-value",
+    ),
+    pytest.param(
         Case(
             ("method.target_modules", "nonexistent"), sections={"method": {"target_modules": ["nonexistent"]}}
         ),

@@ -57,6 +57,15 @@ RECIPE_KEYS: dict[tuple[str, ...], st.SearchStrategy] = {
     ("name",): _or_junk(st.text(max_size=12)),
     ("description",): JUNK,
     ("model", "revision"): _or_junk(st.none()),
+    ("model", "config_kwargs"): _or_junk(
+        st.dictionaries(
+            st.sampled_from(
+                ["hidden_dropout_prob", "hidden_size", "num_labels", "vocab_size", "classifier_dropout"]
+            ),
+            st.one_of(st.integers(-1, 64), st.floats(-1, 2), st.none()),
+            max_size=2,
+        )
+    ),
     ("data", "format"): _or_junk(
         st.sampled_from(["auto", "csv", "jsonl", "parquet", "dir", "hub", "builtin"])
     ),
