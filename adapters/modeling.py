@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from adapters.errors import AdaptersUserError
+from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
 from adapters.recipe import DEFAULT_BASE_MODEL, PEFT_METHODS, MethodConfig, ModelConfig
 
 __all__ = [
@@ -193,6 +194,70 @@ def build_peft_config(
         raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
 
 
+def _load_error(exc: BaseException, config: ModelConfig) -> AdaptersUserError:
+    """One line for a failed tokenizer/config/model load: the Hub unreachable, or the library's reason."""
+    name = config.name_or_path
+    if hub_unreachable(exc):
+        return AdaptersUserError(
+            f"{HUB_UNREACHABLE} (no local directory {name!r})", where="model.name_or_path"
+        )
+    if isinstance(
+        exc, RuntimeError
+    ):  # transformers refuses checkpoint tensors of other shapes than the config
+        return AdaptersUserError(
+            f"the checkpoint's tensors do not have the shapes this config asks for "
+            f"({', '.join(config.config_kwargs) or 'config.json'}); config_kwargs may change settings "
+            "such as dropout, not sizes",
+            where="model.config_kwargs" if config.config_kwargs else "model.name_or_path",
+        )
+    with_kwargs = f" with model.config_kwargs {config.config_kwargs}" if config.config_kwargs else ""
+    return AdaptersUserError(
+        f"cannot load the base model{with_kwargs} ({root_cause(exc)})", where="model.name_or_path"
+    )
+
+
+def _check_loadable(name: str, load_path: str) -> None:
+    """A path that is not a directory is refused here: the Hub would answer 'invalid repo id'."""
+    if not Path(load_path).is_dir() and not looks_like_hub_id(load_path):
+        raise AdaptersUserError(
+            f"no model directory at {name!r} (and it is not a Hub id like 'org/model')",
+            where="model.name_or_path",
+        )
+
+
+def _check_has_head(base_config: Any, name: str) -> None:
+    """The base model's type must have a sequence-classification class in transformers (or ship one)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    remote = "AutoModelForSequenceClassification" in (getattr(base_config, "auto_map", None) or {})
+    if type(base_config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING and not remote:
+        raise AdaptersUserError(
+            f"model type {base_config.model_type!r} of {name!r} has no sequence-classification head in "
+            "transformers; start from a text model (BERT, RoBERTa, MiniLM, GPT-2, Llama, ...)",
+            where="model.name_or_path",
+        )
+
+
+def _peft_error(exc: ValueError, method: MethodConfig, model: torch.nn.Module) -> AdaptersUserError:
+    """PEFT's refusal as one line; target modules that match nothing get the names that would match."""
+    reason = root_cause(exc)
+    targets = method.peft_kwargs().get("target_modules")
+    if targets is not None and "target" in reason.lower():
+        linear = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, module in model.named_modules()
+                if isinstance(module, torch.nn.Linear)
+            }
+        )
+        return AdaptersUserError(
+            f"{targets!r} matches no layer of the model ({reason.split('. ')[0].rstrip('.')}); "
+            f"its linear layers are named: {', '.join(linear)}",
+            where="method.target_modules",
+        )
+    return AdaptersUserError(reason, where=f"method ({method.type})")
+
+
 def _disable_avx512bf16(model: torch.nn.Module) -> None:
     """bitsandbytes' AVX512-BF16 CPU kernels corrupt 4-bit weights after an eval pass; use the safe path."""
     for module in model.modules():
@@ -212,17 +277,25 @@ def build_model(
     import peft
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    load_path, provenance = resolve_base_model(model_config.name_or_path)
+    name = model_config.name_or_path
+    load_path, provenance = resolve_base_model(name)
+    _check_loadable(name, load_path)
+    managed = sorted(set(model_config.config_kwargs) & set(label_config_kwargs(label_names)))
+    if managed:
+        raise AdaptersUserError(
+            f"cannot set {', '.join(managed)}: peft-recipes sets them from the data's labels",
+            where="model.config_kwargs",
+        )
     common = {"revision": model_config.revision, "trust_remote_code": model_config.trust_remote_code}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
-        base_config = AutoConfig.from_pretrained(
-            load_path, **common, **model_config.config_kwargs, **label_config_kwargs(label_names)
-        )
-    except OSError as exc:
-        raise AdaptersUserError(
-            f"cannot load the base model ({str(exc).splitlines()[0]})", where="model.name_or_path"
-        ) from None
+        with quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
+            base_config = AutoConfig.from_pretrained(
+                load_path, **common, **model_config.config_kwargs, **label_config_kwargs(label_names)
+            )
+    except (OSError, ValueError) as exc:
+        raise _load_error(exc, model_config) from None
+    _check_has_head(base_config, name)
     if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
         tokenizer.pad_token = tokenizer.eos_token
     base_config.pad_token_id = tokenizer.pad_token_id
@@ -238,18 +311,21 @@ def build_model(
         quant = quantization_config(model_config, skip)
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
     try:
-        model, loading_info = AutoModelForSequenceClassification.from_pretrained(
-            load_path,
-            config=base_config,
-            dtype=dtype,
-            quantization_config=quant,
-            output_loading_info=True,
-            **common,
-        )
-    except (OSError, TypeError) as exc:
-        raise AdaptersUserError(
-            f"cannot load the base model ({str(exc).splitlines()[0]})", where="model.name_or_path"
-        ) from None
+        with quiet_loading():
+            model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+                load_path,
+                config=base_config,
+                dtype=dtype,
+                quantization_config=quant,
+                output_loading_info=True,
+                **common,
+            )
+    except (OSError, TypeError, ValueError) as exc:
+        raise _load_error(exc, model_config) from None
+    except RuntimeError as exc:
+        if "mismatch" not in str(exc):  # anything but a shape mismatch is not the recipe's fault
+            raise
+        raise _load_error(exc, model_config) from None
     model.config.name_or_path = load_path
     heads = new_module_names(model, loading_info["missing_keys"])
     if not heads:
@@ -288,9 +364,10 @@ def build_model(
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
     peft_config.revision = model_config.revision
     try:
-        peft_model = peft.get_peft_model(model, peft_config)
+        with quiet_loading():
+            peft_model = peft.get_peft_model(model, peft_config)
     except ValueError as exc:
-        raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
+        raise _peft_error(exc, method, model) from None
     provenance.update(
         {
             "load_path": load_path,
@@ -335,8 +412,9 @@ def load_adapter_model(
     if quantization != "none":
         heads = list(getattr(saved, "quantization_skip_modules", []))
         kwargs["quantization_config"] = quantization_config(ModelConfig(quantization=quantization), heads)
-    base = AutoModelForSequenceClassification.from_pretrained(base_path, **kwargs)
-    model = PeftModel.from_pretrained(base, adapter_dir)
+    with quiet_loading():  # the base model's load report lists the head that the adapter then restores
+        base = AutoModelForSequenceClassification.from_pretrained(base_path, **kwargs)
+        model = PeftModel.from_pretrained(base, adapter_dir)
     if quantization != "none":
         _disable_avx512bf16(model)
     model.eval()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -123,7 +125,7 @@ class DataConfig(_Section):
     split_column: str | None = None
     validation_size: float = Field(0.2, gt=0, lt=1)
     test_size: float = Field(0.2, gt=0, lt=1)
-    split_seed: int = 42
+    split_seed: int = Field(42, ge=0, lt=2**32)  # numpy and scikit-learn seeds are uint32
     train_fraction: float = Field(1.0, gt=0, le=1)
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
@@ -176,6 +178,8 @@ class MethodConfig(BaseModel):
                     f"unknown key method.{key} for {self.type}; valid keys: "
                     f"{', '.join(sorted(valid - _MANAGED_PEFT_KEYS))}"
                 )
+        if self.model_extra:  # PEFT's config classes do not check types; a None rank fails deep in PEFT
+            self.model_extra.update(_peft_typed(self.type, self.model_extra))
         return self
 
     def peft_kwargs(self) -> dict[str, Any]:
@@ -189,6 +193,34 @@ def peft_config_fields(method_type: str) -> set[str]:
 
     class_name, _ = PEFT_METHODS[method_type]
     return {field.name for field in dataclasses.fields(getattr(peft, class_name))}
+
+
+def _peft_typed(method_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` checked (and coerced: "8" → 8) against the PEFT field types pydantic can express.
+
+    Literal and nested-config fields are left to PEFT: their annotations do not always say what PEFT
+    accepts (``init_lora_weights: pissa_niter_4`` is valid but matches no Literal).
+    """
+    import peft
+    from pydantic import TypeAdapter
+
+    def plain(annotation: Any) -> bool:
+        if annotation in (int, float, bool, str, type(None)):
+            return True
+        arguments = typing.get_args(annotation)
+        origin = typing.get_origin(annotation)
+        return origin in (list, dict, typing.Union, types.UnionType) and all(map(plain, arguments))
+
+    hints = typing.get_type_hints(getattr(peft, PEFT_METHODS[method_type][0]))
+    typed = {}
+    for key, value in kwargs.items():
+        if key in hints and plain(hints[key]):
+            try:
+                typed[key] = TypeAdapter(hints[key]).validate_python(value)
+            except ValidationError as exc:
+                reason = exc.errors()[0]["msg"]
+                raise ValueError(f"method.{key}: {reason} for {method_type} (got {value!r})") from None
+    return typed
 
 
 class TrainingConfig(_Section):
@@ -207,7 +239,7 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: what `accelerate launch` says
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32)
     deterministic: bool = False  # also force deterministic kernels (GPU: slower; CPU runs are already)
     checkpoint_every: int | None = Field(None, ge=1)  # steps; lets `--resume` continue a killed run
     keep_checkpoints: int = Field(2, ge=1)

@@ -141,13 +141,51 @@ def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], 
 
 
 def _stratified_split(
-    frame: pd.DataFrame, size: float, seed: int, what: str
+    frame: pd.DataFrame, size: float, seed: int, what: str, where: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
         rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=frame["label"])
     except ValueError as exc:
-        raise AdaptersUserError(f"cannot make a stratified {what} split ({exc})", where="data") from None
+        raise AdaptersUserError(f"cannot make a stratified {what} split ({exc})", where=where) from None
     return rest, part
+
+
+def _row_ids(frame: pd.DataFrame, column: str, where: str) -> list[str]:
+    """The id column as strings; a missing or repeated id is refused (predictions are keyed by it)."""
+    values = frame[column]
+    missing = values.isna().to_numpy().nonzero()[0]
+    if len(missing):
+        raise AdaptersUserError("id is missing", where=f"{where}, row {missing[0] + 1}, column {column!r}")
+    ids = values.astype(str)
+    repeated = ids[ids.duplicated(keep=False)]
+    if not repeated.empty:
+        value = repeated.iloc[0]
+        first, second = (ids == value).to_numpy().nonzero()[0][:2] + 1
+        raise AdaptersUserError(
+            f"id {value!r} appears more than once (rows {first} and {second}); ids must be unique",
+            where=f"{where}, column {column!r}",
+        )
+    return ids.tolist()
+
+
+def _check_train_labels(
+    frames: dict[str, pd.DataFrame], label_names: list[str], column: str | None, where: str
+) -> None:
+    """Training must see two labels or more, and every label that validation or test will score."""
+    where = f"{where}, column {column!r}"
+    seen = set(frames["train"]["label"])
+    if len(seen) < 2:
+        only = ", ".join(repr(label_names[index]) for index in sorted(seen))
+        raise AdaptersUserError(
+            f"the train split has one label value only ({only}); a classifier needs two or more", where=where
+        )
+    for name in ("validation", "test"):
+        unseen = sorted(set(frames[name]["label"]) - seen)
+        if unseen:
+            values = ", ".join(repr(label_names[index]) for index in unseen)
+            raise AdaptersUserError(
+                f"the {name} split has label {values}, which the train split never has", where=where
+            )
 
 
 def to_examples(
@@ -162,9 +200,12 @@ def to_examples(
             where=where,
         )
     if config.id_column and config.id_column not in frame.columns:
-        raise AdaptersUserError(f"id column {config.id_column!r} not found", where=where)
+        raise AdaptersUserError(
+            f"id column {config.id_column!r} not found; columns: {', '.join(map(str, frame.columns))}",
+            where=where,
+        )
     row_ids = (
-        frame[config.id_column].astype(str).tolist()
+        _row_ids(frame, config.id_column, where)
         if config.id_column
         else [str(offset + position) for position in range(len(frame))]
     )
@@ -201,12 +242,19 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
             [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
         )
         label_names = sorted({str(_cell(value)) for value in values if _cell(value) != "unknown"})
+        if len(label_names) < 2:
+            raise AdaptersUserError(
+                f"need at least two label values, found {label_names}",
+                where=f"{where}, column {config.label_column!r}",
+            )
     label_names = [str(name) for name in label_names]
     if len(label_names) < 2:
-        raise AdaptersUserError(f"need at least two label values, found {label_names}", where=where)
+        raise AdaptersUserError(
+            f"need at least two label names, found {label_names}", where="data.label_names"
+        )
     if config.positive_label is not None and config.positive_label not in label_names:
         raise AdaptersUserError(
-            f"data.positive_label {config.positive_label!r} is not a label ({', '.join(label_names)})",
+            f"{config.positive_label!r} is not a label ({', '.join(label_names)})",
             where="data.positive_label",
         )
 
@@ -234,12 +282,12 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
     made_test = "test" not in rendered
     if made_test:
         rendered["train"], rendered["test"] = _stratified_split(
-            rendered["train"], config.test_size, config.split_seed, "test"
+            rendered["train"], config.test_size, config.split_seed, "test", where
         )
     if "validation" not in rendered:
         share = config.validation_size / (1 - config.test_size) if made_test else config.validation_size
         rendered["train"], rendered["validation"] = _stratified_split(
-            rendered["train"], share, config.split_seed, "validation"
+            rendered["train"], share, config.split_seed, "validation", where
         )
     full_train_rows = len(rendered["train"])
     if config.train_fraction < 1:
@@ -248,11 +296,13 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
             config.train_fraction,
             config.split_seed,
             f"train_fraction={config.train_fraction}",
+            where,
         )
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
     for name, frame in frames.items():
         if frame.empty:
             raise AdaptersUserError(f"the {name} split is empty", where=where)
+    _check_train_labels(frames, label_names, config.label_column, where)
     info = {
         "source": where,
         "rows": {name: len(frame) for name, frame in frames.items()},

@@ -7,11 +7,14 @@ one-line user error that names the source.
 
 from __future__ import annotations
 
+import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 
 from adapters.errors import AdaptersUserError
+from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
 
 __all__ = ["read_source", "detect_format", "SPLIT_ALIASES"]
 
@@ -50,7 +53,7 @@ def detect_format(source: str, declared: str = "auto") -> str:
             f"unknown file type {path.suffix!r}; use .csv, .tsv, .jsonl or .parquet (or set data.format)",
             where=source,
         )
-    if source.count("/") <= 1 and not source.startswith((".", "/")):
+    if looks_like_hub_id(source):
         return "hub"
     raise AdaptersUserError(
         f"not a file, a directory, a Hub dataset id or a built-in dataset ({', '.join(BUILTIN_DATASETS)})",
@@ -58,8 +61,39 @@ def detect_format(source: str, declared: str = "auto") -> str:
     )
 
 
+def _diagnose(path: Path, kind: str) -> str | None:
+    """After a failed read, what is wrong with a local file in its author's terms (a line number).
+
+    ``datasets`` reports these as "An error occurred while generating the dataset" with the cause
+    (a decode error at some byte of some chunk) buried in the chain; reading the file once more, only
+    after a failure, is cheap and names the line.
+    """
+    if not path.is_file():
+        return None
+    payload = path.read_bytes()
+    if not payload.strip():
+        return "the file is empty"
+    if kind == "parquet":
+        return None
+    lines = payload.splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            byte = exc.object[exc.start]
+            return f"not UTF-8 text: line {number} has byte 0x{byte:02x}; save the file as UTF-8"
+        if kind == "jsonl" and text.strip():
+            try:
+                json.loads(text)
+            except ValueError as exc:
+                return f"line {number} is not valid JSON ({getattr(exc, 'msg', exc)})"
+    if kind == "csv" and sum(1 for line in lines if line.strip()) == 1:
+        return "the file has a header but no rows"
+    return None
+
+
 def _read_with_datasets(
-    builder: str | None, source: str, data_files: str | None = None, revision: str | None = None
+    kind: str, source: str, data_files: str | None = None, revision: str | None = None
 ) -> dict[str, pd.DataFrame]:
     import datasets
 
@@ -69,11 +103,22 @@ def _read_with_datasets(
         if data_files.lower().endswith(".tsv"):
             kwargs["delimiter"] = "\t"
     try:
-        loaded = datasets.load_dataset(builder or source, **kwargs, revision=revision)
+        with nullcontext() if kind == "hub" else quiet_loading():  # a download shows its progress
+            loaded = datasets.load_dataset(_DATASETS_BUILDER.get(kind, source), **kwargs, revision=revision)
     except Exception as exc:  # datasets raises many types; the user needs the source and the reason
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if kind == "hub" and hub_unreachable(exc):
+            raise AdaptersUserError(
+                f"{HUB_UNREACHABLE} (no local file or directory {source!r})", where="data.source"
+            ) from None
+        wrapper = datasets.exceptions.DatasetGenerationError
+        reason = _diagnose(Path(source), kind) or root_cause(exc, skip=(wrapper,))
         raise AdaptersUserError(f"could not read data ({reason})", where=source) from None
-    return {str(name): split.to_pandas() for name, split in loaded.items()}
+    frames = {str(name): split.to_pandas() for name, split in loaded.items()}
+    for name, frame in frames.items():
+        if frame.empty:
+            split = "" if len(frames) == 1 else f" (split {name!r})"
+            raise AdaptersUserError(f"no rows to read{split}", where=source)
+    return frames
 
 
 def read_source(source: str | pd.DataFrame, fmt: str = "auto") -> dict[str, pd.DataFrame]:
@@ -90,9 +135,9 @@ def read_source(source: str | pd.DataFrame, fmt: str = "auto") -> dict[str, pd.D
 
         return {"all": load_builtin(source)}
     if kind in _DATASETS_BUILDER:
-        frames = _read_with_datasets(_DATASETS_BUILDER[kind], source, data_files=source)
+        frames = _read_with_datasets(kind, source, data_files=source)
         return {"all": frames["train"]}
-    frames = _read_with_datasets(None, source)
+    frames = _read_with_datasets(kind, source)
     renamed: dict[str, pd.DataFrame] = {}
     for name, frame in frames.items():
         if name.lower() not in SPLIT_ALIASES:

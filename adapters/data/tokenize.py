@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from adapters.hub import quiet_loading
+
 __all__ = ["tokenize_splits", "make_dataloader", "EpochSeededLengthGroupedSampler"]
 
 
@@ -23,7 +25,8 @@ def tokenize_splits(splits: Any, tokenizer: Any, max_length: int) -> Any:
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    return splits.map(encode, batched=True, remove_columns=["text"], desc="Tokenizing")
+    with quiet_loading():  # seconds at most; the training bar (or --no-progress) speaks for the run
+        return splits.map(encode, batched=True, remove_columns=["text"])
 
 
 def _collator(tokenizer: Any):

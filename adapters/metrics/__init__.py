@@ -38,7 +38,7 @@ def _load_hub_metric(name: str) -> evaluate.EvaluationModule:
         raise AdaptersUserError(
             f"unknown metric {name!r}: not a built-in ({', '.join(BUILTIN_METRICS)}) "
             f"and evaluate.load failed: {reason}",
-            "metrics",
+            "eval.metrics",
         ) from exc
 
 
@@ -63,7 +63,7 @@ def load_metric(
     if not isinstance(name, str) or not name.strip():
         raise AdaptersUserError(
             f"metric names must be non-empty strings, got {name!r}; built-ins: {', '.join(BUILTIN_METRICS)}",
-            "metrics",
+            "eval.metrics",
         )
     return _load_hub_metric(name)
 
@@ -74,7 +74,7 @@ def _as_float(key: str, value: Any) -> float:
         return float(value)
     raise AdaptersUserError(
         f"result {key!r} is not a single number ({type(value).__name__}); use a metric that returns scalars",
-        "metrics",
+        "eval.metrics",
     )
 
 
