@@ -24,7 +24,6 @@ from adapters.artifact import (
     staging_path,
     write_artifact,
 )
-from adapters.checkpoint import latest_checkpoint
 from adapters.data import prepare_data, resolve_data_config
 from adapters.data.prepare import to_examples
 from adapters.data.readers import read_source
@@ -61,12 +60,8 @@ def _resolved(
     return resolved.model_copy(update=updates)
 
 
-def _input_paths(recipe: Any, data_source: str) -> list[Path]:
-    """The local files a run reads (recipe file, data file or dir): the output must stay clear of them."""
-    candidates = [data_source]
-    if isinstance(recipe, str | Path) and Path(recipe).is_file():
-        candidates.append(str(recipe))
-    return [Path(path) for path in candidates if Path(path).exists()]
+def _local_path(candidate: Any) -> Path | None:
+    return Path(candidate) if isinstance(candidate, str | Path) and Path(candidate).exists() else None
 
 
 def train(
@@ -87,22 +82,30 @@ def train(
     ``data`` a pandas DataFrame used instead of ``data.source``. ``resume=True`` continues an interrupted
     run of the same recipe from its newest complete checkpoint (``training.checkpoint_every``).
     """
-    from accelerate import PartialState
-
-    from adapters.training import metric_kwargs, no_accelerator_device, run_training
-
     if data is not None:  # the frame replaces data.source; say so in the saved recipe
         sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
     refuse_existing(target, overwrite)
-    check_output_location(target, _input_paths(recipe, resolved.data.source))
+    recipe_file = _local_path(recipe)
+    check_output_location(
+        target, _local_path(resolved.data.source), [recipe_file] if recipe_file is not None else []
+    )
     prepared = prepare_data(resolved.data, data)
+    # Heavy imports only now: a bad recipe, path or data file is reported in about a second.
+    from accelerate import PartialState
+
+    from adapters.checkpoint import latest_checkpoint
+    from adapters.metrics import BUILTIN_METRICS, load_metric
+    from adapters.training import metric_kwargs, no_accelerator_device, run_training
+
     data_config = resolved.data.model_copy(
         update={"label_names": prepared.label_names, "positive_label": prepared.positive_label}
     )
     resolved = resolved.model_copy(update={"data": data_config})
     metric_kwargs(resolved, prepared.label_names)  # cost matrix / class weight labels checked before any work
+    for name in set(resolved.eval.metrics) - set(BUILTIN_METRICS):  # fail now, not at the first evaluation
+        load_metric(name)
     state = PartialState(cpu=no_accelerator_device())
     staging = staging_path(target)
     if state.is_main_process:

@@ -55,25 +55,31 @@ def refuse_existing(output_dir: Path, overwrite: bool) -> None:
         )
 
 
-def check_output_location(output_dir: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an output dir that holds an input, lies in a data directory, or cannot be written.
+def check_output_location(output_dir: Path, data: Path | None, others: Sequence[Path] = ()) -> None:
+    """Refuse an output dir that holds an input, lies in the data's directory, or cannot be written.
 
-    ``--overwrite`` replaces the output dir wholesale, so an output dir that contains the data file (or the
-    recipe) would delete it; one inside a directory data source would be read back as data next time.
+    ``--overwrite`` replaces the output dir wholesale, so an output dir that contains the data (or the
+    recipe) would delete it; one inside the data directory mixes results into data, which a directory
+    source reads back next time. The working directory itself is exempt when the data sits directly in
+    it (``data.source: loans.csv`` with the default ``outputs/NAME``).
     """
     target = Path(output_dir).resolve()
-    for source in inputs:
+    for source in [*([data] if data is not None else []), *others]:
         source = Path(source).resolve()
         if target == source or target in source.parents:
             raise AdaptersUserError(
-                f"output directory contains the input {source}, which --overwrite would delete; "
+                f"output directory contains the data or recipe {source}, which --overwrite would delete; "
                 "choose another --output",
                 where=str(output_dir),
             )
-        if source.is_dir() and source in target.parents:
+    if data is not None:
+        source = Path(data).resolve()
+        folder = source if source.is_dir() else source.parent
+        working = Path.cwd().resolve()
+        exempt = not source.is_dir() and (folder == working or folder in working.parents)
+        if folder in target.parents and not exempt:
             raise AdaptersUserError(
-                f"output directory is inside the data directory {source}, where it would be read as "
-                "data; choose another --output",
+                f"output directory is inside the data directory {folder}; choose another --output",
                 where=str(output_dir),
             )
     ancestor = target

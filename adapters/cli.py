@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may follow options too (`train RECIPE --overwrite a.b=1`); argparse alone refuses that.
     args, extra = parser.parse_known_args(argv)
-    stray = [item for item in extra if args.command != "train" or item.startswith("-") or "=" not in item]
+    stray = [item for item in extra if args.command != "train" or item.startswith("-")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -39,7 +39,7 @@ for index in range(160):
             "outcome": "default" if defaulted else "repaid",
         }
     )
-path = Path("outputs/custom_csv/applications.csv")
+path = Path("outputs/custom_csv/data/applications.csv")
 path.parent.mkdir(parents=True, exist_ok=True)
 pd.DataFrame(rows).to_csv(path, index=False)
 

@@ -88,6 +88,14 @@ def make_frame(rows: int = 80, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def write_data(tmp_path: Path, frame: pd.DataFrame, name: str = "loans.csv") -> Path:
+    """Write ``frame`` as CSV into ``tmp_path/data/`` (outputs may not live in the data's directory)."""
+    path = tmp_path / "data" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture
 def frame() -> pd.DataFrame:
     return make_frame()

@@ -177,3 +177,28 @@ def test_other_methods_write_loadable_artifacts(recipe_for, tmp_path: Path, meth
     result = adapters.train(recipe, data=make_frame(80), output_dir=tmp_path / "out", progress=False)
     assert result.summary["parity_max_abs_diff"] <= 1e-4
     assert adapters.load(result.output_dir).predict_proba(["salary house owner"]).shape == (1, 2)
+
+
+def test_output_location_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.artifact import check_output_location
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    csv = data_dir / "loans.csv"
+    csv.write_text("note,outcome\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("{}")
+    monkeypatch.chdir(data_dir)
+    check_output_location(data_dir / "outputs" / "x", csv)  # data in the working dir, default outputs/
+    with pytest.raises(AdaptersUserError, match="contains the data"):
+        check_output_location(data_dir, csv)
+    with pytest.raises(AdaptersUserError, match="inside the data directory"):
+        check_output_location(data_dir / "out", data_dir)  # a directory source: never inside it
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AdaptersUserError, match="inside the data directory"):
+        check_output_location(data_dir / "out", csv)
+    with pytest.raises(AdaptersUserError, match="contains the data or recipe"):
+        check_output_location(tmp_path, csv, [recipe])
+    check_output_location(tmp_path / "out", csv, [recipe])
+    with pytest.raises(AdaptersUserError, match="not writable"):
+        check_output_location(recipe / "out", csv)

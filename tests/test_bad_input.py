@@ -31,7 +31,6 @@ from adapters.errors import AdaptersUserError
 from tests.conftest import make_frame, tiny_recipe
 
 HUB = "cannot reach the Hugging Face Hub: pass a local path or connect"
-PATH_CHECKS = pytest.mark.xfail(strict=False, reason="api path checks land with the checkpoint branch")
 
 FileSpec = bytes | str | pd.DataFrame | Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -501,12 +500,10 @@ ERROR_CASES = [
             args=("--output", "{data}", "--overwrite"),
         ),
         id="output-is-data-dir",
-        marks=PATH_CHECKS,
     ),
     pytest.param(
         Case(("{data}/out", "inside the data directory"), args=("--output", "{data}/out")),
         id="output-inside-data-dir",
-        marks=PATH_CHECKS,
     ),
     pytest.param(
         Case(
@@ -516,17 +513,14 @@ ERROR_CASES = [
             args=("--output", "{data}", "--overwrite"),
         ),
         id="output-contains-data",
-        marks=PATH_CHECKS,
     ),
     pytest.param(
         Case(("{tmp}/recipe.yaml/out", "not writable"), args=("--output", "{tmp}/recipe.yaml/out")),
         id="output-parent-is-a-file",
-        marks=PATH_CHECKS,
     ),
     pytest.param(
         Case(("/proc/adapters-test-out", "not writable"), args=("--output", "/proc/adapters-test-out")),
         id="output-not-writable",
-        marks=PATH_CHECKS,
     ),
     pytest.param(
         Case(

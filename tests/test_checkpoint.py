@@ -18,14 +18,14 @@ import yaml
 import adapters
 from adapters.checkpoint import latest_checkpoint
 from adapters.errors import AdaptersUserError
-from tests.conftest import make_frame
+from tests.conftest import make_frame, write_data
 
 
 def _dropout_recipe(recipe_for, tmp_path: Path, **training) -> dict:
     """Dropout on, so a resumed run only matches if the RNG states were restored too."""
-    csv = tmp_path / "loans.csv"
+    csv = tmp_path / "data" / "loans.csv"
     if not csv.exists():
-        make_frame(96).to_csv(csv, index=False)
+        write_data(tmp_path, make_frame(96))
     return recipe_for(
         model={"config_kwargs": {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}},
         method={

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from adapters.cli import main
-from tests.conftest import make_frame
+from tests.conftest import make_frame, write_data
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -23,8 +23,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def recipe_file(tmp_path: Path, recipe_for) -> Path:
-    csv = tmp_path / "loans.csv"
-    make_frame(80).to_csv(csv, index=False)
+    csv = write_data(tmp_path, make_frame(80))
     recipe = recipe_for(
         data={"source": str(csv)},
         training={"max_steps": 2, "eval_every": 1, "output_dir": str(tmp_path / "out")},
@@ -62,7 +61,7 @@ def test_debug_shows_traceback(recipe_file: Path) -> None:
 def test_bad_row_names_row_and_leaves_nothing(recipe_file: Path, tmp_path: Path) -> None:
     frame = make_frame(80)
     frame.loc[9, "outcome"] = "perhaps"
-    frame.to_csv(tmp_path / "loans.csv", index=False)
+    write_data(tmp_path, frame)
     result = run_cli("train", str(recipe_file))
     assert result.returncode == 2
     assert "row 10" in result.stderr and "perhaps" in result.stderr and "loans.csv" in result.stderr
@@ -90,7 +89,7 @@ def test_train_eval_predict_round_trip(recipe_file: Path, tmp_path: Path) -> Non
     again = run_cli("train", str(recipe_file))
     assert again.returncode == 2 and "--overwrite" in again.stderr
     out = tmp_path / "out"
-    evaluated = run_cli("eval", str(out), "--data", str(tmp_path / "loans.csv"))
+    evaluated = run_cli("eval", str(out), "--data", str(tmp_path / "data" / "loans.csv"))
     assert evaluated.returncode == 0 and "roc_auc" in evaluated.stdout
     new_rows = tmp_path / "new.csv"
     make_frame(5, seed=9).drop(columns="outcome").to_csv(new_rows, index=False)

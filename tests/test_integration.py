@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import adapters
-from tests.conftest import make_frame
+from tests.conftest import make_frame, write_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,8 +65,7 @@ def test_two_process_ddp_matches_one_process_with_double_batch(tmp_path: Path, r
     """
     from safetensors.torch import load_file
 
-    csv = tmp_path / "loans.csv"
-    make_frame(80).to_csv(csv, index=False)  # 48 train rows = 6 global batches of 8
+    csv = write_data(tmp_path, make_frame(80))  # 48 train rows = 6 global batches of 8
     # eval batch 3: 16 test rows over 2 processes leave an uneven last batch that DDP pads with repeats
     recipe = recipe_for(
         data={"source": str(csv)}, training={"epochs": 2, "eval_every": 1, "eval_batch_size": 3}

@@ -12,7 +12,7 @@ import adapters
 from adapters.cli import main
 from adapters.errors import AdaptersUserError
 from adapters.recipe import load_recipe
-from tests.conftest import make_frame
+from tests.conftest import make_frame, write_data
 
 PLANTED_TOKEN = "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0123"
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -84,8 +84,7 @@ def test_planted_hub_token_never_written_and_only_safetensors(
         return path
 
     monkeypatch.setattr(checkpoint.CheckpointDir, "save", keep_bytes)
-    csv = tmp_path / "loans.csv"
-    make_frame(60).to_csv(csv, index=False)
+    csv = write_data(tmp_path, make_frame(60))
     recipe = recipe_for(
         data={"source": str(csv)},
         training={
