@@ -18,7 +18,8 @@ import torch
 
 from adapters.errors import AdaptersUserError
 from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
-from adapters.recipe import DEFAULT_BASE_MODEL, PEFT_METHODS, MethodConfig, ModelConfig
+from adapters.methods import PEFT_METHODS, MethodConfig
+from adapters.recipe import DEFAULT_BASE_MODEL, ModelConfig
 
 __all__ = [
     "BuiltModel",
