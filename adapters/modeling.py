@@ -202,9 +202,7 @@ def _load_error(exc: BaseException, config: ModelConfig) -> AdaptersUserError:
         return AdaptersUserError(
             f"{HUB_UNREACHABLE} (no local directory {name!r})", where="model.name_or_path"
         )
-    if isinstance(
-        exc, RuntimeError
-    ):  # transformers refuses checkpoint tensors of other shapes than the config
+    if isinstance(exc, RuntimeError):  # only a shape mismatch gets here (see build_model)
         return AdaptersUserError(
             f"the checkpoint's tensors do not have the shapes this config asks for "
             f"({', '.join(config.config_kwargs) or 'config.json'}); config_kwargs may change settings "
