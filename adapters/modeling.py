@@ -27,6 +27,7 @@ __all__ = [
     "build_peft_config",
     "resolve_base_model",
     "quantization_config",
+    "prepare_for_training",
     "new_module_names",
     "label_config_kwargs",
 ]
@@ -76,20 +77,54 @@ def _compute_dtype(config: ModelConfig) -> torch.dtype:
     return torch.float32
 
 
-def quantization_config(config: ModelConfig, skip_modules: list[str]) -> Any | None:
-    """A ``BitsAndBytesConfig`` that works on CPU and CUDA; the task head and trained modules are skipped."""
+def quantization_config(config: ModelConfig, skip_modules: list[str], sharded: bool = False) -> Any | None:
+    """A ``BitsAndBytesConfig`` that works on CPU and CUDA; the task head and trained modules are skipped.
+
+    ``sharded`` (FSDP): 4-bit weights are stored in the compute dtype, so FSDP can flatten them together
+    with the unquantized parameters (QLoRA-FSDP).
+    """
     if config.quantization == "none":
         return None
     from transformers import BitsAndBytesConfig
 
     if config.quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
+    compute_dtype = _compute_dtype(config)
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=_compute_dtype(config),
+        bnb_4bit_quant_type=config.quant_type,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=compute_dtype,
+        bnb_4bit_quant_storage=compute_dtype if sharded else torch.uint8,
         llm_int8_skip_modules=list(skip_modules),
     )
+
+
+def prepare_for_training(
+    model: torch.nn.Module, quantized: bool, device: torch.device, gradient_checkpointing: bool
+) -> None:
+    """Make a loaded base model trainable on ``device``, before PEFT wraps it.
+
+    On CUDA, a k-bit model gets PEFT's ``prepare_model_for_kbit_training`` (norms in fp32, input grads
+    for checkpointing). On CPU that call breaks bitsandbytes 0.50 (``'Parameter' object has no attribute
+    'CB'``), so it is skipped there. Checkpointing is always non-reentrant: the reentrant variant fails
+    under DDP ("marked ready twice", peft #313) and needs the inputs to require grad.
+    """
+    kwargs = {"use_reentrant": False}
+    if quantized and device.type == "cuda":
+        from peft import prepare_model_for_kbit_training
+
+        prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=kwargs
+        )
+    elif gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise AdaptersUserError(
+                f"{type(model).__name__} does not support gradient checkpointing",
+                where="training.gradient_checkpointing",
+            )
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        model.config.use_cache = False
 
 
 def new_module_names(model: torch.nn.Module, missing_keys: list[str] | set[str]) -> list[str]:
@@ -271,8 +306,15 @@ def build_model(
     positive_label: str | None = None,
     threshold: float = 0.5,
     total_steps: int | None = None,
+    device: torch.device | None = None,
+    gradient_checkpointing: bool = False,
+    sharded: bool = False,
 ) -> BuiltModel:
-    """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT."""
+    """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT.
+
+    ``device`` is where training runs (a quantized model is loaded straight onto it: bitsandbytes
+    weights cannot be moved afterwards); ``sharded`` says FSDP will shard it.
+    """
     import peft
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -307,7 +349,9 @@ def build_model(
     quant = None
     if model_config.quantization != "none":
         predicted, skip = _quantization_plan(load_path, base_config, model_config.revision, extra_trainable)
-        quant = quantization_config(model_config, skip)
+        quant = quantization_config(model_config, skip, sharded)
+    device = device or torch.device("cpu")
+    placement = {"device_map": {"": device}} if quant is not None and device.type != "cpu" else {}
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
     try:
         with quiet_loading():
@@ -317,6 +361,7 @@ def build_model(
                 dtype=dtype,
                 quantization_config=quant,
                 output_loading_info=True,
+                **placement,
                 **common,
             )
     except (OSError, TypeError, ValueError) as exc:
@@ -358,6 +403,7 @@ def build_model(
                 "(transformers 5 models take a cache object); use prompt_tuning or p_tuning",
                 where="method.type",
             )
+    prepare_for_training(model, quant is not None, device, gradient_checkpointing)
     peft_config = build_peft_config(method, heads, total_steps)
     # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
@@ -374,6 +420,7 @@ def build_model(
             "new_modules": heads,
             "modules_to_save": sorted(set(heads) | set(extra_trainable)),
             "quantization": model_config.quantization,
+            "memory_footprint_bytes": int(model.get_memory_footprint()),
         }
     )
     logger.info("task head modules from the load report: %s", heads)
@@ -381,21 +428,22 @@ def build_model(
 
 
 def load_adapter_model(
-    adapter_dir: str | Path,
-    quantization: str = "none",
-    torch_dtype: str = "float32",
-    trust_remote_code: bool = False,
+    adapter_dir: str | Path, model_config: ModelConfig | None = None, device: str | torch.device = "cpu"
 ) -> tuple[Any, Any]:
     """Reload a saved adapter with plain PEFT/transformers (what a user without this package does).
 
     ``adapter_config.json`` names the base model by Hub id; the default base model's id resolves to the
-    embedded copy, as in training, so reloading needs no network.
+    embedded copy, as in training, so reloading needs no network. ``model_config`` gives the recipe's
+    quantization and dtype (default: full precision).
     """
     from peft import PeftConfig, PeftModel
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    model_config = model_config or ModelConfig()
+    remote = model_config.trust_remote_code
+    device = torch.device(device)
     adapter_dir = str(adapter_dir)
-    saved = AutoConfig.from_pretrained(adapter_dir, trust_remote_code=trust_remote_code)
+    saved = AutoConfig.from_pretrained(adapter_dir, trust_remote_code=remote)
     adapter = PeftConfig.from_pretrained(adapter_dir)
     base_path, _ = resolve_base_model(adapter.base_model_name_or_path)
     kwargs: dict[str, Any] = {
@@ -405,16 +453,21 @@ def load_adapter_model(
         "problem_type": saved.problem_type,
         "pad_token_id": saved.pad_token_id,
         "revision": adapter.revision,
-        "dtype": "auto" if torch_dtype == "auto" else _DTYPES[torch_dtype],
-        "trust_remote_code": trust_remote_code,
+        "dtype": "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype],
+        "trust_remote_code": remote,
     }
-    if quantization != "none":
+    quantized = model_config.quantization != "none"
+    if quantized:
         heads = list(getattr(saved, "quantization_skip_modules", []))
-        kwargs["quantization_config"] = quantization_config(ModelConfig(quantization=quantization), heads)
+        kwargs["quantization_config"] = quantization_config(model_config, heads)
+        if device.type != "cpu":
+            kwargs["device_map"] = {"": device}
     with quiet_loading():  # the base model's load report lists the head that the adapter then restores
         base = AutoModelForSequenceClassification.from_pretrained(base_path, **kwargs)
         model = PeftModel.from_pretrained(base, adapter_dir)
-    if quantization != "none":
+    if quantized:
         _disable_avx512bf16(model)
+    else:
+        model.to(device)
     model.eval()
-    return model, AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=trust_remote_code)
+    return model, AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=remote)

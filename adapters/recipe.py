@@ -79,6 +79,8 @@ class ModelConfig(_Section):
     name_or_path: str = DEFAULT_BASE_MODEL
     revision: str | None = None
     quantization: Literal["none", "8bit", "4bit"] = "none"
+    quant_type: Literal["nf4", "fp4"] = "nf4"  # 4-bit only
+    double_quant: bool = False  # 4-bit only: also quantize the quantization constants (~0.4 bit/weight)
     torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     config_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -138,6 +140,9 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] | None = None  # None: what `accelerate launch` says
+    # Recompute activations in the backward pass (non-reentrant, so DDP and frozen embeddings work):
+    # less memory for long inputs or large models, about a third more compute.
+    gradient_checkpointing: bool = False
     seed: int = Field(42, ge=0, lt=2**32)
     deterministic: bool = False  # also force deterministic kernels (GPU: slower; CPU runs are already)
     checkpoint_every: int | None = Field(None, ge=1)  # steps; lets `--resume` continue a killed run

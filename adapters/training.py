@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, latest_checkpoint, trainable_state
@@ -37,6 +37,8 @@ __all__ = [
     "predict_probabilities",
     "metric_kwargs",
     "class_weight_tensor",
+    "cost_report",
+    "peak_rss_bytes",
 ]
 
 logger = get_logger(__name__)
@@ -54,6 +56,40 @@ class TrainingOutcome:
     best_step: int = 0
     steps: int = 0
     seconds: float = 0.0
+    cost: dict[str, Any] = field(default_factory=dict)
+    full_state: dict[str, torch.Tensor] | None = None  # gathered weights when FSDP/DeepSpeed sharded them
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux reports kilobytes, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def cost_report(
+    built: BuiltModel, accelerator: Accelerator, seconds: float, steps: int, samples_per_step: int
+) -> dict[str, Any]:
+    """What the run cost: parameters trained, memory held, time spent (the card and metrics.json show it)."""
+    model = accelerator.unwrap_model(built.model)
+    trainable, total = (int(n) for n in model.get_nb_trainable_parameters())
+    report: dict[str, Any] = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_percent": round(100 * trainable / max(total, 1), 4),
+        "model_memory_footprint_bytes": built.provenance.get("memory_footprint_bytes"),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "train_seconds": round(seconds, 2),
+        "train_samples_per_second": round(steps * samples_per_step / seconds, 2) if seconds > 0 else None,
+        "device": str(accelerator.device.type),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": str(accelerator.mixed_precision),
+    }
+    if accelerator.device.type == "cuda":
+        report["peak_cuda_memory_bytes"] = int(torch.cuda.max_memory_allocated(accelerator.device))
+    return report
 
 
 def no_accelerator_device() -> bool:
@@ -199,8 +235,23 @@ def run_training(
     per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if accelerator.distributed_type == DistributedType.FSDP and recipe.model.quantization == "8bit":
+        raise AdaptersUserError(
+            "FSDP cannot shard bitsandbytes 8-bit weights; use 4bit (QLoRA-FSDP) or DDP "
+            "(recipes/accelerate/multi-gpu.yaml)",
+            where="model.quantization",
+        )
     built = build_model(
-        recipe.model, recipe.method, data.label_names, data.positive_label, recipe.eval.threshold, total_steps
+        recipe.model,
+        recipe.method,
+        data.label_names,
+        data.positive_label,
+        recipe.eval.threshold,
+        total_steps,
+        device=accelerator.device,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        sharded=accelerator.distributed_type == DistributedType.FSDP,
     )
     input_names = list(built.tokenizer.model_input_names)
     with accelerator.main_process_first():
@@ -359,8 +410,14 @@ def run_training(
     # Flush logs now; the process group lives on until the artifact is saved.
     for tracker in accelerator.trackers:
         tracker.finish()
+    # FSDP / DeepSpeed hold shards: gather the full weights (on every process) for the main one to save;
+    # saving the unwrapped model there would write an empty adapter (peft #2892).
+    full_state = accelerator.get_state_dict(model) if sharded else None
     # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
     built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    return TrainingOutcome(
+    outcome = TrainingOutcome(
         accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
     )
+    outcome.full_state = full_state
+    outcome.cost = cost_report(built, accelerator, seconds, loop.step, per_step)
+    return outcome

@@ -39,7 +39,12 @@ def test_artifact_files(trained) -> None:
     assert not list(directory.glob("*.bin")) and not list(directory.glob("*.pt")), "only safetensors"
     assert list((directory / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
     metrics = json.loads((directory / "metrics.json").read_text())
-    assert set(metrics) == {"validation", "test"}
+    assert set(metrics) == {"validation", "test", "cost"}
+    cost = metrics["cost"]
+    assert 0 < cost["trainable_params"] < cost["total_params"]
+    assert cost["trainable_percent"] == pytest.approx(100 * cost["trainable_params"] / cost["total_params"], 1e-3)
+    assert cost["model_memory_footprint_bytes"] > 4 * cost["total_params"] * 0.9  # fp32 weights
+    assert cost["peak_rss_bytes"] > 50e6 and cost["train_samples_per_second"] > 0
     assert {"roc_auc", "accuracy", "f1", "log_loss", "expected_cost"} <= set(metrics["test"])
     card = (directory / "README.md").read_text()
     assert "base_model:" in card and "lora" in card and "roc_auc" in card
@@ -110,7 +115,7 @@ def test_parity_check_catches_a_lost_head(trained) -> None:
         head.weight[1].add_(1.0)  # the in-memory model now differs from what is on disk
     with pytest.raises(RuntimeError, match="parity check failed"):
         check_parity(
-            model, classifier.tokenizer, trained.output_dir, ["salary house owner", "debt late risk"], "none"
+            model, classifier.tokenizer, trained.output_dir, ["salary house owner", "debt late risk"]
         )
 
 
