@@ -123,7 +123,11 @@ def prepare_for_training(
                 f"{type(model).__name__} does not support gradient checkpointing",
                 where="training.gradient_checkpointing",
             )
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         model.config.use_cache = False
 
 

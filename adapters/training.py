@@ -38,6 +38,7 @@ __all__ = [
     "metric_kwargs",
     "class_weight_tensor",
     "cost_report",
+    "check_topology",
     "peak_rss_bytes",
 ]
 
@@ -58,6 +59,16 @@ class TrainingOutcome:
     seconds: float = 0.0
     cost: dict[str, Any] = field(default_factory=dict)
     full_state: dict[str, torch.Tensor] | None = None  # gathered weights when FSDP/DeepSpeed sharded them
+
+
+def check_topology(recipe: Recipe, distributed_type: DistributedType) -> None:
+    """Refuse the recipe/launcher pairs known to fail late or silently."""
+    if distributed_type == DistributedType.FSDP and recipe.model.quantization == "8bit":
+        raise AdaptersUserError(
+            "FSDP cannot shard bitsandbytes 8-bit weights; use 4bit (QLoRA-FSDP) or DDP "
+            "(recipes/accelerate/multi-gpu.yaml)",
+            where="model.quantization",
+        )
 
 
 def peak_rss_bytes() -> int:
@@ -235,13 +246,8 @@ def run_training(
     per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    check_topology(recipe, accelerator.distributed_type)
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-    if accelerator.distributed_type == DistributedType.FSDP and recipe.model.quantization == "8bit":
-        raise AdaptersUserError(
-            "FSDP cannot shard bitsandbytes 8-bit weights; use 4bit (QLoRA-FSDP) or DDP "
-            "(recipes/accelerate/multi-gpu.yaml)",
-            where="model.quantization",
-        )
     built = build_model(
         recipe.model,
         recipe.method,

@@ -42,7 +42,9 @@ def test_artifact_files(trained) -> None:
     assert set(metrics) == {"validation", "test", "cost"}
     cost = metrics["cost"]
     assert 0 < cost["trainable_params"] < cost["total_params"]
-    assert cost["trainable_percent"] == pytest.approx(100 * cost["trainable_params"] / cost["total_params"], 1e-3)
+    assert cost["trainable_percent"] == pytest.approx(
+        100 * cost["trainable_params"] / cost["total_params"], 1e-3
+    )
     assert cost["model_memory_footprint_bytes"] > 4 * cost["total_params"] * 0.9  # fp32 weights
     assert cost["peak_rss_bytes"] > 50e6 and cost["train_samples_per_second"] > 0
     assert {"roc_auc", "accuracy", "f1", "log_loss", "expected_cost"} <= set(metrics["test"])

@@ -82,7 +82,7 @@ def test_two_process_ddp_matches_one_process_with_double_batch(tmp_path: Path, r
         "-m",
         "accelerate.commands.launch",
         "--config_file",
-        str(REPO / "recipes/accelerate/ddp-cpu-2.yaml"),
+        str(REPO / "recipes/accelerate/cpu-2proc.yaml"),
         "-m",
         "adapters",
         "train",
