@@ -1,32 +1,52 @@
 """The ``method`` section: which PEFT tuner, and keys checked against PEFT's own config class.
 
-Nothing here mirrors PEFT: the valid keys are the fields of PEFT's config dataclass for the tuner, and their
-types are PEFT's annotations (PEFT itself does not check them, so a ``None`` rank would fail deep inside).
+Nothing here mirrors PEFT. The method types are PEFT's own registry of tuners
+(``PEFT_TYPE_TO_CONFIG_MAPPING``), so a tuner added to PEFT is offered here without a code change.
+Only the few that cannot serve a task are listed, each with the reason. The valid keys are the fields
+of PEFT's config dataclass for the tuner, and their types are PEFT's annotations. PEFT itself does not
+check those types, so a ``None`` rank would otherwise fail deep inside.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-__all__ = ["PEFT_METHODS", "MethodConfig", "peft_config_fields"]
+__all__ = [
+    "TASKS",
+    "MethodConfig",
+    "method_types",
+    "unsupported_methods",
+    "peft_config_class",
+    "peft_config_fields",
+]
 
-# method.type -> (PEFT config class name, fixed settings that define the variant)
-PEFT_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lora": ("LoraConfig", {}),
-    "dora": ("LoraConfig", {"use_dora": True}),
-    "rslora": ("LoraConfig", {"use_rslora": True}),
-    "ia3": ("IA3Config", {}),
-    "loha": ("LoHaConfig", {}),
-    "lokr": ("LoKrConfig", {}),
-    "adalora": ("AdaLoraConfig", {}),
-    "prompt_tuning": ("PromptTuningConfig", {}),
-    "prefix_tuning": ("PrefixTuningConfig", {}),
-    "p_tuning": ("PromptEncoderConfig", {}),
+TASKS = ("classification",)
+
+# Names that are not registry types but fixed settings of one: method.type -> (registry type, settings).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dora": ("lora", {"use_dora": True}),
+    "rslora": ("lora", {"use_rslora": True}),
+}
+
+# Registry types that cannot serve a task, and why. Every other registry type is offered; the
+# parametrized test in tests/test_methods.py trains, saves and reloads each one, so a new PEFT tuner
+# that does not work shows up there.
+NOT_FOR_TASK: dict[str, dict[str, str]] = {
+    "classification": {
+        "adaption_prompt": "it adapts the attention of Llama-family decoders for text generation only",
+        "cpt": "PEFT allows it for causal language modelling only",
+        "multitask_prompt_tuning": "it needs a task id with every example",
+        "poly": "it needs a task id with every example",
+        "xlora": "it mixes LoRA adapters that were trained before; train those first",
+        "trainable_tokens": "it trains token embeddings only and cannot train or save a task head",
+        "shadow": "its shadow network fails on encoder classifiers in PEFT (ShadowCarrier has no view)",
+    },
 }
 
 # Keys the library sets itself; a recipe setting them would be overwritten or would break saving.
@@ -41,6 +61,33 @@ _MANAGED_PEFT_KEYS = {
 }
 
 
+@functools.cache
+def _registry() -> dict[str, type]:
+    """PEFT's tuner registry as ``{"lora": LoraConfig, ...}`` (PEFT is imported here, once)."""
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    return {str(peft_type.value).lower(): config for peft_type, config in PEFT_TYPE_TO_CONFIG_MAPPING.items()}
+
+
+def unsupported_methods(task: str = "classification") -> dict[str, str]:
+    """Registry types that cannot serve ``task``, with the reason (only those PEFT has)."""
+    return {name: why for name, why in NOT_FOR_TASK[task].items() if name in _registry()}
+
+
+def method_types(task: str = "classification") -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every ``method.type`` usable for ``task``: name -> (registry type, fixed settings), sorted."""
+    excluded = NOT_FOR_TASK[task]
+    usable = {name: (name, {}) for name in _registry() if name not in excluded}
+    usable.update({name: spec for name, spec in VARIANTS.items() if spec[0] in usable})
+    return dict(sorted(usable.items()))
+
+
+def peft_config_class(method_type: str) -> type:
+    """PEFT's config class for a method type (variants resolve to their registry type)."""
+    registry_type = VARIANTS.get(method_type, (method_type, {}))[0]
+    return _registry()[registry_type]
+
+
 class MethodConfig(BaseModel):
     """``type`` picks the PEFT tuner; every other key goes to that tuner's PEFT config class."""
 
@@ -52,10 +99,15 @@ class MethodConfig(BaseModel):
     @classmethod
     def _known_type(cls, value: str) -> str:
         value = value.lower().replace("-", "_")
-        if value not in PEFT_METHODS:
+        task = "classification"
+        if value in NOT_FOR_TASK[task] and value in _registry():
             raise ValueError(
-                f"unsupported PEFT method {value!r}; supported for sequence classification: "
-                f"{', '.join(PEFT_METHODS)}"
+                f"PEFT method {value!r} cannot be used for {task}: {NOT_FOR_TASK[task][value]}; "
+                f"usable for {task}: {', '.join(method_types(task))}"
+            )
+        if value not in method_types(task):
+            raise ValueError(
+                f"unknown PEFT method {value!r}; usable for {task}: {', '.join(method_types(task))}"
             )
         return value
 
@@ -78,13 +130,14 @@ class MethodConfig(BaseModel):
         """The keys meant for PEFT's config class (everything but ``type``)."""
         return dict(self.model_extra or {})
 
+    def fixed_settings(self) -> dict[str, Any]:
+        """Settings implied by the type name (``dora`` is LoRA with ``use_dora: true``)."""
+        return dict(VARIANTS.get(self.type, (self.type, {}))[1])
+
 
 def peft_config_fields(method_type: str) -> set[str]:
-    """Field names of PEFT's config class for ``method_type`` (PEFT is imported only here)."""
-    import peft
-
-    class_name, _ = PEFT_METHODS[method_type]
-    return {field.name for field in dataclasses.fields(getattr(peft, class_name))}
+    """Field names of PEFT's config class for ``method_type``."""
+    return {field.name for field in dataclasses.fields(peft_config_class(method_type))}
 
 
 def _peft_typed(method_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +146,6 @@ def _peft_typed(method_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     Literal and nested-config fields are left to PEFT: their annotations do not always say what PEFT
     accepts (``init_lora_weights: pissa_niter_4`` is valid but matches no Literal).
     """
-    import peft
     from pydantic import TypeAdapter
 
     def plain(annotation: Any) -> bool:
@@ -103,7 +155,10 @@ def _peft_typed(method_type: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         origin = typing.get_origin(annotation)
         return origin in (list, dict, typing.Union, types.UnionType) and all(map(plain, arguments))
 
-    hints = typing.get_type_hints(getattr(peft, PEFT_METHODS[method_type][0]))
+    try:
+        hints = typing.get_type_hints(peft_config_class(method_type))
+    except (NameError, TypeError):  # an annotation that cannot be resolved: leave the checks to PEFT
+        return {}
     typed = {}
     for key, value in kwargs.items():
         if key in hints and plain(hints[key]):

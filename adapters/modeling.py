@@ -9,6 +9,7 @@ by the quantizer so they train in the compute dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from adapters.errors import AdaptersUserError
 from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
-from adapters.methods import PEFT_METHODS, MethodConfig
+from adapters.methods import MethodConfig, peft_config_class
 from adapters.recipe import DEFAULT_BASE_MODEL, ModelConfig
 
 __all__ = [
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Prompt-learning methods that feed their prefixes to the model as past key/values.
+_KV_PREFIX_METHODS = ("prefix_tuning", "cartridge")
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -220,16 +224,17 @@ def build_peft_config(
     """PEFT's own config class for ``method.type``, with the task head always in ``modules_to_save``."""
     import peft
 
-    class_name, fixed = PEFT_METHODS[method.type]
-    kwargs = {**fixed, **method.peft_kwargs()}
-    kwargs["modules_to_save"] = sorted(set(kwargs.get("modules_to_save") or []) | set(modules_to_save))
+    config_class = peft_config_class(method.type)
+    kwargs = {**method.fixed_settings(), **method.peft_kwargs()}
+    if "modules_to_save" in {field.name for field in dataclasses.fields(config_class)}:
+        kwargs["modules_to_save"] = sorted(set(kwargs.get("modules_to_save") or []) | set(modules_to_save))
     if method.type == "adalora" and "total_step" not in kwargs:
         kwargs["total_step"] = total_steps
         if total_steps is not None:
             kwargs.setdefault("tinit", max(0, total_steps // 10))
             kwargs.setdefault("tfinal", max(0, total_steps // 5))
     try:
-        return getattr(peft, class_name)(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+        return config_class(task_type=peft.TaskType.SEQ_CLS, **kwargs)
     except (TypeError, ValueError) as exc:
         raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
 
@@ -396,13 +401,13 @@ def build_model(
     model.config.quantization_skip_modules = (
         skip if quant is not None else sorted(set(heads) | set(extra_trainable))
     )
-    if method.type == "prefix_tuning":
+    if method.type in _KV_PREFIX_METHODS:
         import inspect
 
         forwards = (model.forward, model.base_model.forward)  # PEFT looks at the backbone too
         if not any("past_key_values" in inspect.signature(forward).parameters for forward in forwards):
             raise AdaptersUserError(
-                f"prefix tuning: PEFT {peft.__version__} injects prefixes through a "
+                f"{method.type}: PEFT {peft.__version__} injects prefixes through a "
                 f"past_key_values argument, which {type(model).__name__} does not take "
                 "(transformers 5 models take a cache object); use prompt_tuning or p_tuning",
                 where="method.type",

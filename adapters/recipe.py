@@ -19,11 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.errors import AdaptersUserError
-from adapters.methods import PEFT_METHODS, MethodConfig
+from adapters.methods import MethodConfig, method_types
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
-    "PEFT_METHODS",
+    "method_types",
     "Recipe",
     "ModelConfig",
     "DataConfig",

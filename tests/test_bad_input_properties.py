@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from adapters.cli import main
 from adapters.metrics import BUILTIN_METRICS
-from adapters.recipe import PEFT_METHODS
+from adapters.recipe import method_types
 from tests.conftest import make_frame, tiny_recipe
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ RECIPE_KEYS: dict[tuple[str, ...], st.SearchStrategy] = {
             st.dictionaries(st.sampled_from(["good", "bad", "ugly"]), st.floats(-1, 5), max_size=2),
         )
     ),
-    ("method", "type"): _or_junk(st.sampled_from([*PEFT_METHODS, "lorax", "LoRA", "p-tuning"])),
+    ("method", "type"): _or_junk(st.sampled_from([*method_types(), "lorax", "LoRA", "p-tuning"])),
     ("method", "r"): _or_junk(st.integers(-2, 8)),
     ("method", "lora_alpha"): _or_junk(st.floats(-4, 16)),
     ("method", "lora_dropout"): _or_junk(st.floats(-1, 2)),

@@ -9,26 +9,9 @@ import torch
 
 from adapters.errors import AdaptersUserError
 from adapters.modeling import build_model, build_peft_config, new_module_names, quantization_config
-from adapters.recipe import PEFT_METHODS, MethodConfig, ModelConfig
+from adapters.recipe import MethodConfig, ModelConfig
 
 LABELS = ["good", "bad"]
-
-METHOD_ARGS = {
-    "lora": {"r": 4, "target_modules": ["query", "value"]},
-    "dora": {"r": 4, "target_modules": ["query", "value"]},
-    "rslora": {"r": 4, "target_modules": ["query", "value"]},
-    "ia3": {"target_modules": ["key", "value", "output.dense"], "feedforward_modules": ["output.dense"]},
-    "loha": {"r": 4, "target_modules": ["query", "value"]},
-    "lokr": {"r": 4, "target_modules": ["query", "value"]},
-    "adalora": {"init_r": 4, "target_r": 2, "target_modules": ["query", "value"]},
-    "prompt_tuning": {"num_virtual_tokens": 4},
-    "prefix_tuning": {"num_virtual_tokens": 4},
-    "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
-}
-
-
-def test_every_listed_method_has_args() -> None:
-    assert set(METHOD_ARGS) == set(PEFT_METHODS)
 
 
 def test_head_found_from_load_report(tiny_model_dir: Path) -> None:
@@ -95,38 +78,6 @@ def test_prefix_tuning_needs_past_key_values(tiny_model_dir: Path, tiny_gpt2_dir
     """BERT never takes past_key_values; with transformers 5 + PEFT 0.21 no model does (upstream)."""
     assert not _prefix_tuning_supported(tiny_model_dir)
     _prefix_tuning_supported(tiny_gpt2_dir)  # either trains (older stacks) or fails with the clear error
-
-
-@pytest.mark.parametrize("method", sorted(PEFT_METHODS))
-def test_one_train_step_per_method(tiny_model_dir: Path, tiny_gpt2_dir: Path, method: str) -> None:
-    torch.manual_seed(0)
-    base = tiny_gpt2_dir if method == "prefix_tuning" else tiny_model_dir  # prefix tuning needs a decoder
-    if method == "prefix_tuning" and not _prefix_tuning_supported(base):
-        pytest.skip("prefix tuning is not supported by this transformers/PEFT pair (see the test above)")
-    built = build_model(
-        ModelConfig(name_or_path=str(base)),
-        MethodConfig(type=method, **METHOD_ARGS[method]),
-        LABELS,
-        total_steps=10,
-    )
-    model, tokenizer = built.model, built.tokenizer
-    batch = tokenizer(["salary house owner", "debt late default"], return_tensors="pt", padding=True)
-    before = {name: param.detach().clone() for name, param in model.named_parameters() if param.requires_grad}
-    frozen = sum(param.numel() for param in model.parameters() if not param.requires_grad)
-    assert before and frozen > 0
-    optimizer = torch.optim.AdamW([param for param in model.parameters() if param.requires_grad], lr=1e-2)
-    model.train()
-    loss = model(**batch, labels=torch.tensor([0, 1])).loss
-    loss.backward()
-    optimizer.step()
-    changed = [
-        name
-        for name, param in model.named_parameters()
-        if param.requires_grad and not torch.equal(param, before[name])
-    ]
-    head = built.head_modules[0]
-    assert any(head in name for name in changed), f"{method}: head did not train"
-    assert any(head not in name for name in changed), f"{method}: adapter did not train"
 
 
 def test_quantization_config_skips_head() -> None:
