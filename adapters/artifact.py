@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.errors import AdaptersUserError
+from adapters.heads import class_logits, verbalizer_of, with_question
 from adapters.recipe import ModelConfig, Recipe, load_recipe
 
 __all__ = [
@@ -187,11 +188,19 @@ def check_parity(
     device = next(model.parameters()).device
     reloaded, _ = load_adapter_model(adapter_dir, model_config, device)
     model.eval()
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    verbalizer = verbalizer_of(reloaded.get_base_model())
+    answer_ids = verbalizer["token_ids"] if verbalizer else None
+    encoded = tokenizer(
+        with_question(texts, verbalizer),
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         before, after = (
-            net(**{k: v.to(next(net.parameters()).device) for k, v in encoded.items()})
-            .logits.float()
+            class_logits(net, {k: v.to(device) for k, v in encoded.items()}, answer_ids)
+            .float()
             .softmax(-1)
             .cpu()
             for net in (model, reloaded)
@@ -263,7 +272,9 @@ class Classifier:
 
         self.model, self.tokenizer = load_adapter_model(self.directory, self.recipe.model, device)
         config = self.model.get_base_model().config
-        self.label_names = [config.id2label[i] for i in range(config.num_labels)]
+        self.verbalizer = verbalizer_of(self.model.get_base_model())
+        self.answer_ids = self.verbalizer["token_ids"] if self.verbalizer else None
+        self.label_names = [config.id2label[i] for i in range(len(config.id2label))]
         self.threshold = float(getattr(config, "decision_threshold", 0.5))
         self.positive_label = getattr(config, "positive_label", None)
         self.device = next(self.model.parameters()).device
@@ -283,7 +294,7 @@ class Classifier:
         """An (n, num_labels) array of probabilities, columns in ``label_names`` order."""
         import torch
 
-        texts = self.texts(inputs)
+        texts = with_question(self.texts(inputs), self.verbalizer)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
         with torch.no_grad():
@@ -297,7 +308,8 @@ class Classifier:
                     return_tensors="pt",
                 )
                 encoded = {key: value.to(self.device) for key, value in encoded.items()}
-                out[chunk] = self.model(**encoded).logits.float().softmax(-1).cpu().numpy()
+                logits = class_logits(self.model, encoded, self.answer_ids)
+                out[chunk] = logits.float().softmax(-1).cpu().numpy()
         return out
 
     def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:

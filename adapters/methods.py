@@ -21,12 +21,13 @@ __all__ = [
     "TASKS",
     "MethodConfig",
     "method_types",
+    "check_method_for_task",
     "unsupported_methods",
     "peft_config_class",
     "peft_config_fields",
 ]
 
-TASKS = ("classification",)
+TASKS = ("classification", "causal_lm")
 
 # Names that are not registry types but fixed settings of one: method.type -> (registry type, settings).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,6 +47,15 @@ NOT_FOR_TASK: dict[str, dict[str, str]] = {
         "xlora": "it mixes LoRA adapters that were trained before; train those first",
         "trainable_tokens": "it trains token embeddings only and cannot train or save a task head",
         "shadow": "its shadow network fails on encoder classifiers in PEFT (ShadowCarrier has no view)",
+    },
+    "causal_lm": {
+        "multitask_prompt_tuning": "it needs a task id with every example",
+        "poly": "it needs a task id with every example",
+        "xlora": "it mixes LoRA adapters that were trained before; train those first",
+        "cpt": "it needs its own in-context example token ids and masks with every example",
+        "trainable_tokens": "it trains token embeddings only, not the answer",
+        "shadow": "its shadow network is built for text generation with a separate loss",
+        "adaption_prompt": "it supports only some decoder families and no quantized bases",
     },
 }
 
@@ -82,6 +92,16 @@ def method_types(task: str = "classification") -> dict[str, tuple[str, dict[str,
     return dict(sorted(usable.items()))
 
 
+def check_method_for_task(method_type: str, task: str) -> None:
+    """Raise ``ValueError`` naming the task, the reason and the usable types if the method cannot serve it."""
+    if method_type not in method_types(task):
+        reason = NOT_FOR_TASK[task].get(method_type, "PEFT does not offer it")
+        raise ValueError(
+            f"method.type: PEFT method {method_type!r} cannot be used for {task}: {reason}; "
+            f"usable for {task}: {', '.join(method_types(task))}"
+        )
+
+
 def peft_config_class(method_type: str) -> type:
     """PEFT's config class for a method type (variants resolve to their registry type)."""
     registry_type = VARIANTS.get(method_type, (method_type, {}))[0]
@@ -99,16 +119,9 @@ class MethodConfig(BaseModel):
     @classmethod
     def _known_type(cls, value: str) -> str:
         value = value.lower().replace("-", "_")
-        task = "classification"
-        if value in NOT_FOR_TASK[task] and value in _registry():
-            raise ValueError(
-                f"PEFT method {value!r} cannot be used for {task}: {NOT_FOR_TASK[task][value]}; "
-                f"usable for {task}: {', '.join(method_types(task))}"
-            )
-        if value not in method_types(task):
-            raise ValueError(
-                f"unknown PEFT method {value!r}; usable for {task}: {', '.join(method_types(task))}"
-            )
+        if value not in _registry() and value not in VARIANTS:
+            usable = ", ".join(method_types("classification"))
+            raise ValueError(f"unknown PEFT method {value!r}; usable for classification: {usable}")
         return value
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from adapters.errors import AdaptersUserError
+from adapters.heads import answer_token_ids
 from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
 from adapters.methods import MethodConfig, peft_config_class
 from adapters.recipe import DEFAULT_BASE_MODEL, ModelConfig
@@ -179,7 +180,7 @@ def _checkpoint_keys(load_path: str, revision: str | None) -> set[str]:
 
 
 def _quantization_plan(
-    load_path: str, base_config: Any, revision: str | None, extra_trainable: list[str]
+    load_path: str, base_config: Any, revision: str | None, extra_trainable: list[str], auto_class: Any
 ) -> tuple[list[str], list[str]]:
     """Before a quantized load: the new (head) modules, and full names of all modules to keep unquantized.
 
@@ -187,10 +188,8 @@ def _quantization_plan(
     Full names matter: the quantizer matches a skip entry from the start of a module name or as a suffix,
     so ``pooler`` would not protect ``bert.pooler.dense``, but ``bert.pooler`` does.
     """
-    from transformers import AutoModelForSequenceClassification
-
     with torch.device("meta"):
-        skeleton = AutoModelForSequenceClassification.from_config(base_config)
+        skeleton = auto_class.from_config(base_config)
     keys = _checkpoint_keys(load_path, revision)
     prefix = getattr(skeleton, "base_model_prefix", "")
     missing = []
@@ -200,6 +199,10 @@ def _quantization_plan(
             missing.append(name)
     heads = new_module_names(skeleton, missing)
     wanted = set(heads) | set(extra_trainable)
+    output = skeleton.get_output_embeddings() if hasattr(skeleton, "get_output_embeddings") else None
+    # A causal LM's output layer scores the answer words: it stays in full precision (as bitsandbytes'
+    # own default does, which an explicit skip list replaces).
+    wanted |= {name for name, module in skeleton.named_modules() if output is not None and module is output}
     skip = sorted(
         name
         for name, _ in skeleton.named_modules()
@@ -219,7 +222,10 @@ def label_config_kwargs(label_names: list[str]) -> dict[str, Any]:
 
 
 def build_peft_config(
-    method: MethodConfig, modules_to_save: list[str], total_steps: int | None = None
+    method: MethodConfig,
+    modules_to_save: list[str],
+    total_steps: int | None = None,
+    task_type: str = "SEQ_CLS",
 ) -> Any:
     """PEFT's own config class for ``method.type``, with the task head always in ``modules_to_save``."""
     import peft
@@ -234,7 +240,7 @@ def build_peft_config(
             kwargs.setdefault("tinit", max(0, total_steps // 10))
             kwargs.setdefault("tfinal", max(0, total_steps // 5))
     try:
-        return config_class(task_type=peft.TaskType.SEQ_CLS, **kwargs)
+        return config_class(task_type=peft.TaskType[task_type], **kwargs)
     except (TypeError, ValueError) as exc:
         raise AdaptersUserError(str(exc).splitlines()[0], where=f"method ({method.type})") from None
 
@@ -268,15 +274,45 @@ def _check_loadable(name: str, load_path: str) -> None:
         )
 
 
-def _check_has_head(base_config: Any, name: str) -> None:
-    """The base model's type must have a sequence-classification class in transformers (or ship one)."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+def _pad_left(tokenizer: Any) -> Any:
+    """Left padding and truncation, also in the saved tokenizer_config.json (plain users get it too)."""
+    for side in ("padding_side", "truncation_side"):
+        setattr(tokenizer, side, "left")
+        tokenizer.init_kwargs[side] = "left"
+    return tokenizer
 
-    remote = "AutoModelForSequenceClassification" in (getattr(base_config, "auto_map", None) or {})
-    if type(base_config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING and not remote:
+
+def auto_model_class(verbalizer: bool) -> Any:
+    """AutoModelForCausalLM for a verbalizer, else AutoModelForSequenceClassification."""
+    import transformers
+
+    return (
+        transformers.AutoModelForCausalLM if verbalizer else transformers.AutoModelForSequenceClassification
+    )
+
+
+def _check_has_head(base_config: Any, name: str, verbalizer: bool) -> None:
+    """The base model's type must have the needed class in transformers (or ship one)."""
+    from transformers.models.auto import modeling_auto
+
+    mapping, auto_name, kind = (
+        (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING, "AutoModelForCausalLM", "causal-LM")
+        if verbalizer
+        else (
+            modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+            "AutoModelForSequenceClassification",
+            "sequence-classification",
+        )
+    )
+    remote = auto_name in (getattr(base_config, "auto_map", None) or {})
+    if type(base_config) not in mapping and not remote:
+        hint = (
+            "a verbalizer needs a decoder (GPT-2, Llama, Qwen, ...); use head: classifier for encoders"
+            if verbalizer
+            else "start from a text model (BERT, RoBERTa, MiniLM, GPT-2, Llama, ...)"
+        )
         raise AdaptersUserError(
-            f"model type {base_config.model_type!r} of {name!r} has no sequence-classification head in "
-            "transformers; start from a text model (BERT, RoBERTa, MiniLM, GPT-2, Llama, ...)",
+            f"model type {base_config.model_type!r} of {name!r} has no {kind} class in transformers; {hint}",
             where="model.name_or_path",
         )
 
@@ -325,8 +361,10 @@ def build_model(
     weights cannot be moved afterwards); ``sharded`` says FSDP will shard it.
     """
     import peft
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
+    verbalizer = model_config.verbalizer
+    auto_class = auto_model_class(verbalizer is not None)
     name = model_config.name_or_path
     load_path, provenance = resolve_base_model(name)
     _check_loadable(name, load_path)
@@ -345,26 +383,36 @@ def build_model(
             )
     except (OSError, ValueError) as exc:
         raise _load_error(exc, model_config) from None
-    _check_has_head(base_config, name)
+    _check_has_head(base_config, name, verbalizer is not None)
     if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
         tokenizer.pad_token = tokenizer.eos_token
     base_config.pad_token_id = tokenizer.pad_token_id
     base_config.decision_threshold = threshold
     base_config.positive_label = positive_label
+    if verbalizer is not None:
+        # Left padding and truncation: the last position is the answer slot and the question survives.
+        _pad_left(tokenizer)
+        base_config.verbalizer = {
+            "question": verbalizer.question,
+            "words": {label: verbalizer.words[label] for label in label_names},
+            "token_ids": answer_token_ids(tokenizer, verbalizer.words, label_names),
+        }
 
     extra_trainable = list(method.peft_kwargs().get("modules_to_save") or [])
     predicted: list[str] = []
     skip: list[str] = []
     quant = None
     if model_config.quantization != "none":
-        predicted, skip = _quantization_plan(load_path, base_config, model_config.revision, extra_trainable)
+        predicted, skip = _quantization_plan(
+            load_path, base_config, model_config.revision, extra_trainable, auto_class
+        )
         quant = quantization_config(model_config, skip, sharded)
     device = device or torch.device("cpu")
     placement = {"device_map": {"": device}} if quant is not None and device.type != "cpu" else {}
     dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
     try:
         with quiet_loading():
-            model, loading_info = AutoModelForSequenceClassification.from_pretrained(
+            model, loading_info = auto_class.from_pretrained(
                 load_path,
                 config=base_config,
                 dtype=dtype,
@@ -381,7 +429,15 @@ def build_model(
         raise _load_error(exc, model_config) from None
     model.config.name_or_path = load_path
     heads = new_module_names(model, loading_info["missing_keys"])
-    if not heads:
+    if verbalizer is not None:
+        if heads:  # e.g. BERT loads as BertLMHeadModel with a random LM head: the answers would be noise
+            raise AdaptersUserError(
+                f"a verbalizer reads the answers with the checkpoint's own LM head, but {name!r} has none "
+                f"(new modules: {', '.join(heads)}); use a causal LM (GPT-2, Llama, Qwen, ...) or "
+                "head: classifier",
+                where="model.name_or_path",
+            )
+    elif not heads:
         raise AdaptersUserError(
             "the base model already has a sequence-classification head (no new modules "
             "in its load report); start from a base model checkpoint",
@@ -413,7 +469,9 @@ def build_model(
                 where="method.type",
             )
     prepare_for_training(model, quant is not None, device, gradient_checkpointing)
-    peft_config = build_peft_config(method, heads, total_steps)
+    peft_config = build_peft_config(
+        method, heads, total_steps, "CAUSAL_LM" if verbalizer is not None else "SEQ_CLS"
+    )
     # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
     peft_config.revision = model_config.revision
@@ -446,7 +504,7 @@ def load_adapter_model(
     quantization and dtype (default: full precision).
     """
     from peft import PeftConfig, PeftModel
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     model_config = model_config or ModelConfig()
     remote = model_config.trust_remote_code
@@ -465,6 +523,7 @@ def load_adapter_model(
         "dtype": "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype],
         "trust_remote_code": remote,
     }
+    verbalizer = getattr(saved, "verbalizer", None)  # a causal LM read by its answer words (adapters.heads)
     quantized = model_config.quantization != "none"
     if quantized:
         heads = list(getattr(saved, "quantization_skip_modules", []))
@@ -472,11 +531,13 @@ def load_adapter_model(
         if device.type != "cpu":
             kwargs["device_map"] = {"": device}
     with quiet_loading():  # the base model's load report lists the head that the adapter then restores
-        base = AutoModelForSequenceClassification.from_pretrained(base_path, **kwargs)
+        base = auto_model_class(verbalizer is not None).from_pretrained(base_path, **kwargs)
+        base.config.verbalizer = verbalizer
         model = PeftModel.from_pretrained(base, adapter_dir)
     if quantized:
         _disable_avx512bf16(model)
     else:
         model.to(device)
     model.eval()
-    return model, AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=remote)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=remote)
+    return model, _pad_left(tokenizer) if verbalizer is not None else tokenizer

@@ -19,13 +19,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.errors import AdaptersUserError
-from adapters.methods import MethodConfig, method_types
+from adapters.methods import MethodConfig, check_method_for_task, method_types
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
     "method_types",
     "Recipe",
     "ModelConfig",
+    "VerbalizerConfig",
     "DataConfig",
     "MethodConfig",
     "TrainingConfig",
@@ -73,10 +74,32 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class VerbalizerConfig(_Section):
+    """Classification by a causal LM: a question after the text, one answer word per label (TabLLM-style).
+
+    The class scores are the next-token logits of the label words' first tokens; training minimises the
+    cross-entropy over those words only, so no new head is added and the LM head stays frozen.
+    """
+
+    question: str = "Answer:"
+    words: dict[str, str]
+
+    @field_validator("words", mode="before")
+    @classmethod
+    def _label_keys(cls, value: Any) -> Any:
+        return {_label(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
 class ModelConfig(_Section):
-    """The base model: a Hub id or local directory, loaded with AutoModelForSequenceClassification."""
+    """The base model: a Hub id or local directory.
+
+    ``head: classifier`` adds a sequence-classification head (AutoModelForSequenceClassification);
+    ``head: verbalizer`` keeps a causal LM as it is and reads the answer words' logits.
+    """
 
     name_or_path: str = DEFAULT_BASE_MODEL
+    head: Literal["classifier", "verbalizer"] = "classifier"
+    verbalizer: VerbalizerConfig | None = None
     revision: str | None = None
     quantization: Literal["none", "8bit", "4bit"] = "none"
     quant_type: Literal["nf4", "fp4"] = "nf4"  # 4-bit only
@@ -221,6 +244,24 @@ class Recipe(_Section):
                 "digit (it becomes a directory name)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _head_and_method_fit(self) -> Recipe:
+        if (self.model.head == "verbalizer") != (self.model.verbalizer is not None):
+            raise ValueError(
+                "model.head: verbalizer and model.verbalizer (question, words per label) go together"
+            )
+        if self.model.verbalizer is not None and self.data.label_names:
+            missing = sorted(set(self.data.label_names) - set(self.model.verbalizer.words))
+            if missing:
+                raise ValueError(f"model.verbalizer.words has no word for labels {missing}")
+        check_method_for_task(self.method.type, self.task)
+        return self
+
+    @property
+    def task(self) -> str:
+        """The PEFT task the method must serve: a classifier head, or a causal LM read by a verbalizer."""
+        return "causal_lm" if self.model.head == "verbalizer" else "classification"
 
     @model_validator(mode="after")
     def _checkpointable(self) -> Recipe:

@@ -26,6 +26,7 @@ from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, late
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
+from adapters.heads import class_logits, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.modeling import BuiltModel, build_model
 from adapters.recipe import Recipe
@@ -169,13 +170,17 @@ def _model_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str,
 
 @torch.no_grad()
 def predict_probabilities(
-    model: Any, loader: Any, accelerator: Accelerator, input_names: list[str]
+    model: Any,
+    loader: Any,
+    accelerator: Accelerator,
+    input_names: list[str],
+    answer_ids: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Class probabilities in row order, the true labels, and the mean loss, gathered over processes."""
     model.eval()
     probabilities, labels, positions, losses = [], [], [], []
     for batch in loader:
-        logits = model(**_model_inputs(batch, input_names)).logits.float()
+        logits = class_logits(model, _model_inputs(batch, input_names), answer_ids).float()
         loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
         gathered = accelerator.gather_for_metrics(
             (logits.softmax(-1), batch["labels"], batch["row_index"], loss)
@@ -260,8 +265,12 @@ def run_training(
         sharded=accelerator.distributed_type == DistributedType.FSDP,
     )
     input_names = list(built.tokenizer.model_input_names)
+    verbalizer = verbalizer_of(built.model.get_base_model())
+    answer_ids = verbalizer["token_ids"] if verbalizer else None
     with accelerator.main_process_first():
-        tokenized = tokenize_splits(data.to_datasets(), built.tokenizer, recipe.data.max_length)
+        tokenized = tokenize_splits(
+            data.to_datasets(), built.tokenizer, recipe.data.max_length, verbalizer and verbalizer["question"]
+        )
     loaders = {
         name: make_dataloader(
             tokenized[name],
@@ -316,7 +325,7 @@ def run_training(
         accelerator.init_trackers("train", config=_flat_hparams(recipe))
 
     def validate() -> dict[str, float]:
-        probs, labels, loss = predict_probabilities(model, val_loader, accelerator, input_names)
+        probs, labels, loss = predict_probabilities(model, val_loader, accelerator, input_names, answer_ids)
         return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
 
     # Train.
@@ -336,8 +345,8 @@ def run_training(
         batches.set_epoch(loop.epoch)
         for batch in batches:
             with accelerator.accumulate(model):
-                outputs = model(**_model_inputs(batch, input_names))
-                loss = loss_fn(outputs.logits.float(), batch["labels"])
+                logits = class_logits(model, _model_inputs(batch, input_names), answer_ids)
+                loss = loss_fn(logits.float(), batch["labels"])
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
@@ -401,7 +410,9 @@ def run_training(
         unwrapped.load_state_dict(best_state, strict=False)
         if loop.best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
-    test_probabilities, labels, loss = predict_probabilities(model, test_loader, accelerator, input_names)
+    test_probabilities, labels, loss = predict_probabilities(
+        model, test_loader, accelerator, input_names, answer_ids
+    )
     metrics = {
         "validation": loop.best_scores,
         "test": {

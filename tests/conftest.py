@@ -74,6 +74,47 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def save_tiny_llama(directory: Path) -> Path:
+    """A random 2-layer Llama causal LM with a byte-level BPE tokenizer trained on the toy words.
+
+    A decoder with its own LM head, for verbalizer classification (answer words " yes" / " no").
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [" ".join(GOOD_WORDS + BAD_WORDS), "Is this applicant a good credit risk? Answer: yes no"] * 4
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"], show_progress=False)
+    bpe.train_from_iterator(corpus, trainer=trainer, length=len(corpus))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        bos_token_id=0,
+        eos_token_id=1,
+    )
+    model = LlamaForCausalLM(config)
+    model.config.name_or_path = str(directory)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama of :func:`save_tiny_llama`, built once per test session."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
 def make_frame(rows: int = 80, seed: int = 0) -> pd.DataFrame:
     """A learnable toy credit file: 'bad' rows use debt words, 'good' rows salary words."""
     rng = random.Random(seed)

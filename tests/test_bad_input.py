@@ -484,7 +484,7 @@ ERROR_CASES = [
     pytest.param(Case(("data.source", HUB), source="someorg/some-dataset"), id="data-hub-offline"),
     pytest.param(
         Case(
-            ("model.name_or_path", "vit", "no sequence-classification head"),
+            ("model.name_or_path", "vit", "no sequence-classification class"),
             sections={"model": {"name_or_path": "{no_head_model}"}},
         ),
         id="model-without-classification-head",

@@ -17,11 +17,17 @@ from adapters.hub import quiet_loading
 __all__ = ["tokenize_splits", "make_dataloader", "EpochSeededLengthGroupedSampler"]
 
 
-def tokenize_splits(splits: Any, tokenizer: Any, max_length: int) -> Any:
-    """Tokenize every split once (no padding); keep ``row_id``, ``label`` and a ``length`` column."""
+def tokenize_splits(splits: Any, tokenizer: Any, max_length: int, question: str | None = None) -> Any:
+    """Tokenize every split once (no padding); keep ``row_id``, ``label`` and a ``length`` column.
+
+    ``question`` (a verbalizer's) is appended to every text, as at prediction time.
+    """
+    from adapters.heads import with_question
+
+    verbalizer = {"question": question} if question else None
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        encoded = tokenizer(with_question(batch["text"], verbalizer), truncation=True, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 

@@ -1,0 +1,60 @@
+"""How a model's output becomes class scores: a classification head, or a causal LM's answer words.
+
+A verbalizer turns a causal LM into a classifier without a new head (TabLLM-style): a question follows
+the text ("... Is this applicant a good credit risk? Answer:"), and the class scores are the next-token
+logits of each label's answer word (" yes", " no"). Training minimises the cross-entropy over those
+words, so the scores are probabilities over the labels, as with a head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from adapters.errors import AdaptersUserError
+
+__all__ = ["class_logits", "with_question", "answer_token_ids", "verbalizer_of"]
+
+
+def answer_token_ids(tokenizer: Any, words: dict[str, str], label_names: Sequence[str]) -> list[int]:
+    """The first token of each label's answer word, in label order; the tokens must differ."""
+    ids = []
+    for label in label_names:
+        tokens = tokenizer(words[label], add_special_tokens=False)["input_ids"]
+        if not tokens:
+            raise AdaptersUserError(f"the answer for {label!r} is empty", where="model.verbalizer.words")
+        ids.append(tokens[0])
+    if len(set(ids)) < len(ids):
+        raise AdaptersUserError(
+            f"answer words {list(words.values())} start with the same token for this tokenizer; "
+            "choose words that differ in their first token (with a leading space, e.g. ' yes', ' no')",
+            where="model.verbalizer.words",
+        )
+    return ids
+
+
+def with_question(texts: Sequence[str], verbalizer: dict[str, Any] | None) -> list[str]:
+    """Append the verbalizer's question to each text (unchanged when there is no verbalizer)."""
+    if not verbalizer:
+        return list(texts)
+    return [f"{text}\n{verbalizer['question']}" for text in texts]
+
+
+def verbalizer_of(model: Any) -> dict[str, Any] | None:
+    """The verbalizer saved in a model's config (``question``, ``words``, ``token_ids``), if any."""
+    config = getattr(model, "config", None)
+    return getattr(config, "verbalizer", None) if config is not None else None
+
+
+def class_logits(model: Any, inputs: dict[str, torch.Tensor], answer_ids: list[int] | None) -> torch.Tensor:
+    """(batch, labels) scores: the head's logits, or the answer words' logits at the last position.
+
+    Verbalizer inputs are left-padded, so the last position is the answer slot for every row; only that
+    position's logits are computed (``logits_to_keep=1``), not a vocabulary-sized row per token.
+    """
+    if answer_ids is None:
+        return model(**inputs).logits
+    logits = model(**inputs, logits_to_keep=1).logits
+    return logits[:, -1, answer_ids]
