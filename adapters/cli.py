@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="csv/jsonl/parquet file with the recipe's columns")
     predict.add_argument("--output", required=True, help="CSV to write (input columns + prob_<label>)")
 
+    doctor = commands.add_parser("doctor", help="preflight: what will go wrong with this recipe and launcher")
+    doctor.add_argument("recipe")
+    doctor.add_argument("overrides", nargs="*", metavar="section.key=value")
+    doctor.add_argument("--config_file", help="the Accelerate config you will launch with")
+
     commands.add_parser("recipes", help="list the built-in recipes")
     return parser
 
@@ -65,6 +70,13 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(f"{name:28s} {first}")
         return 0
+
+    if args.command == "doctor":
+        from adapters.doctor import doctor_exit_code, format_table, run_doctor
+
+        checks = run_doctor(args.recipe, args.overrides, args.config_file)
+        print(format_table(checks))
+        return doctor_exit_code(checks)
 
     from adapters import api
 
@@ -94,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may follow options too (`train RECIPE --overwrite a.b=1`); argparse alone refuses that.
     args, extra = parser.parse_known_args(argv)
-    stray = [item for item in extra if args.command != "train" or item.startswith("-")]
+    stray = [item for item in extra if args.command not in ("train", "doctor") or item.startswith("-")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -30,6 +30,8 @@ __all__ = [
     "resolve_base_model",
     "quantization_config",
     "prepare_for_training",
+    "head_plan",
+    "auto_model_class",
     "new_module_names",
     "label_config_kwargs",
 ]
@@ -179,10 +181,10 @@ def _checkpoint_keys(load_path: str, revision: str | None) -> set[str]:
     return set(get_safetensors_metadata(load_path, revision=revision).weight_map)
 
 
-def _quantization_plan(
+def head_plan(
     load_path: str, base_config: Any, revision: str | None, extra_trainable: list[str], auto_class: Any
 ) -> tuple[list[str], list[str]]:
-    """Before a quantized load: the new (head) modules, and full names of all modules to keep unquantized.
+    """Before loading weights: the new (head) modules, and full names of all modules to keep unquantized.
 
     The model is built on the meta device (no memory) and compared with the checkpoint's tensor names.
     Full names matter: the quantizer matches a skip entry from the start of a module name or as a suffix,
@@ -403,7 +405,7 @@ def build_model(
     skip: list[str] = []
     quant = None
     if model_config.quantization != "none":
-        predicted, skip = _quantization_plan(
+        predicted, skip = head_plan(
             load_path, base_config, model_config.revision, extra_trainable, auto_class
         )
         quant = quantization_config(model_config, skip, sharded)

@@ -176,6 +176,11 @@ class TrainingConfig(_Section):
     log_with: list[Literal["tensorboard"]] = Field(default_factory=lambda: ["tensorboard"])
     num_threads: int | None = Field(None, ge=1)
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
     @field_validator("eval_every")
     @classmethod
     def _positive_steps(cls, value: int | str) -> int | str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
@@ -237,6 +238,9 @@ def run_training(
     if cfg.deterministic:  # cuBLAS needs this before its first call to have deterministic kernels
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
+    # Accelerate keeps one AcceleratorState per process; a second run in the same process (a notebook, a
+    # sweep) with another mixed precision would be refused. The process group (PartialState) stays.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         cpu=no_accelerator_device(),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,

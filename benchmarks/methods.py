@@ -8,7 +8,7 @@ is the default recipe (german-credit/lora: same data split, epochs, batch, sched
 the LayerNorms), prompt methods get 20 virtual tokens, and the pooler trains with every method.
 Learning rates are per family (below), not tuned per method. ``--workers N`` runs N processes at once
 (on a GPU; on a 2-core CPU keep 1). Results: ``benchmarks/results/methods.jsonl`` (one line per run,
-rerun skips finished runs), ``benchmarks/results/methods.json`` and ``docs/methods.md``.
+rerun skips finished runs), with ``methods.json`` and the table ``methods.md`` beside it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,18 @@ from _common import REPO, machine, run
 
 # Per-family learning rates (the default recipe uses 1e-3 for LoRA); sizes where PEFT's defaults
 # do not divide MiniLM's 384-wide layers.
-LEARNING_RATE = {"ia3": 5e-3, "prompt_tuning": 3e-2, "p_tuning": 3e-3, "prefix_tuning": 3e-3, "ln_tuning": 3e-3}
-SIZES = {"c3a": {"block_size": 128}, "vblora": {"vector_length": 128}, "adalora": {"init_r": 16, "target_r": 8}}
+LEARNING_RATE = {
+    "ia3": 5e-3,
+    "prompt_tuning": 3e-2,
+    "p_tuning": 3e-3,
+    "prefix_tuning": 3e-3,
+    "ln_tuning": 3e-3,
+}
+SIZES = {
+    "c3a": {"block_size": 128},
+    "vblora": {"vector_length": 128},
+    "adalora": {"init_r": 16, "target_r": 8},
+}
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -77,7 +87,11 @@ def worker(jobs: list[tuple[str, int]], args: argparse.Namespace, path) -> None:
                 "device": record["cost"]["device"],
             }
         except Exception as exc:  # a method that fails is a result too
-            row = {"method": method, "seed": seed, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+            row = {
+                "method": method,
+                "seed": seed,
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            }
         row["wall_seconds"] = round(time.perf_counter() - started, 1)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
@@ -108,9 +122,10 @@ def summarise(path, args: argparse.Namespace) -> None:
             }
         )
     payload = {"machine": machine(), "epochs": args.epochs, "seeds": args.seeds, "methods": table}
-    (RESULTS / "methods.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (path.parent / "methods.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     lines = [
-        "| method | trainable params | % of base | adapter on disk (MB) | s / epoch | test ROC-AUC (mean ± sd) |",
+        "| method | trainable params | % of base | adapter on disk (MB) | s / epoch "
+        "| test ROC-AUC (mean ± sd) |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for row in sorted(table, key=lambda row: -row.get("roc_auc_mean", -1)):
@@ -122,12 +137,14 @@ def summarise(path, args: argparse.Namespace) -> None:
                 f"{row['adapter_mb']:.2f} | {row['seconds_per_epoch']:.1f} | "
                 f"{row['roc_auc_mean']:.3f} ± {row['roc_auc_sd']:.3f} (n={row['runs']}) |"
             )
-    (RESULTS / "methods.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (path.parent / "methods.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=6)
     parser.add_argument("--workers", type=int, default=1)

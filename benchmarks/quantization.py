@@ -17,7 +17,9 @@ from _common import REPO, machine, run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="base model dir or Hub id (default: the recipe's)")
     parser.add_argument("--epochs", type=float, default=6)
     parser.add_argument("--seed", type=int, default=42)
@@ -33,7 +35,8 @@ def main() -> None:
         rows[quantization] = record
         footprint = record["cost"]["model_memory_footprint_bytes"]
         print(
-            f"{quantization:>5}: footprint {footprint / 2**20:7.1f} MiB  step {record['seconds_per_step'] * 1000:7.1f} ms"
+            f"{quantization:>5}: footprint {footprint / 2**20:7.1f} MiB  "
+            f"step {record['seconds_per_step'] * 1000:7.1f} ms"
             f"  test ROC-AUC {record['test']['roc_auc']:.3f}",
             flush=True,
         )

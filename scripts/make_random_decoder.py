@@ -21,7 +21,7 @@ def main() -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from adapters.data import prepare_data
+    from adapters.data import prepare_data, resolve_data_config
     from adapters.recipe import load_recipe
 
     parser = argparse.ArgumentParser()
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=12)
     args = parser.parse_args()
     recipe = load_recipe("german-credit/qlora-decoder")
-    texts = prepare_data(recipe.data).frames["train"]["text"].tolist()
+    texts = prepare_data(resolve_data_config(recipe.data)).frames["train"]["text"].tolist()
     texts.append(recipe.model.verbalizer.question + " yes no")
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

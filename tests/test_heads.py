@@ -99,3 +99,32 @@ def test_verbalizer_in_4bit_on_cpu(tiny_llama_dir: Path, tmp_path: Path) -> None
     assert any(isinstance(module, Linear4bit) for module in base.modules())
     saved = pd.read_csv(result.output_dir / "predictions.csv")
     assert np.isfinite(saved["prob_bad"]).all()
+
+
+@pytest.mark.bnb
+def test_qlora_decoder_recipe_tiny_twin(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    """recipes/german-credit/qlora-decoder.yaml as shipped (4-bit NF4 + double quant, bf16, checkpointing,
+    LoRA on all linear layers, verbalizer), with a tiny random Llama and the toy data."""
+    recipe = load_recipe("german-credit/qlora-decoder")
+    assert recipe.model.quantization == "4bit" and recipe.training.gradient_checkpointing
+    overrides = {
+        "model.name_or_path": str(tiny_llama_dir),
+        "training.epochs": 1,
+        "data.text_columns": ["note"],
+        "data.label_column": "outcome",
+        "data.label_names": ["good", "bad"],
+        "data.positive_label": "bad",
+        "data.id_column": "applicant",
+        "data.max_length": 32,
+    }
+    result = adapters.train(
+        "german-credit/qlora-decoder",
+        overrides,
+        data=make_frame(64),
+        output_dir=tmp_path / "twin",
+        progress=False,
+    )
+    classifier = adapters.load(result.output_dir)
+    probabilities = classifier.predict_proba(["salary house owner"])
+    assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
+    assert result.summary["parity_max_abs_diff"] < 2e-2

@@ -131,3 +131,8 @@ def test_numeric_labels_become_strings_and_booleans_are_refused() -> None:
     assert recipe.data.label_names == ["0", "1"] and recipe.data.positive_label == "1"
     with pytest.raises(AdaptersUserError, match="quote it"):
         load_recipe({"data": {"positive_label": True}})
+
+
+def test_bare_no_for_mixed_precision_means_no() -> None:
+    """YAML 1.1 reads `training.mixed_precision=no` as false; it means 'no' here."""
+    assert load_recipe(None, ["training.mixed_precision=no"]).training.mixed_precision == "no"

@@ -103,3 +103,10 @@ def test_cost_matrix_labels_must_exist() -> None:
     recipe = load_recipe({"eval": {"cost_matrix": {"yes": {"no": 5}}}})
     with pytest.raises(AdaptersUserError, match="eval.cost_matrix"):
         metric_kwargs(recipe, ["good", "bad"])
+
+
+def test_runs_with_different_precision_in_one_process(recipe_for) -> None:
+    """A notebook or sweep trains again in the same process; Accelerate's state must not pin the first."""
+    first = _train(recipe_for(training={"max_steps": 1, "mixed_precision": "no"}))
+    second = _train(recipe_for(training={"max_steps": 1, "mixed_precision": "bf16"}))
+    assert first.cost["mixed_precision"] == "no" and second.cost["mixed_precision"] == "bf16"
