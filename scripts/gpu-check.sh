@@ -5,7 +5,9 @@
 set -u
 MINILM=${1:-.gpu/minilm}
 OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT"
+LOGS=/tmp/gpu-check-logs
+BUDGET=${BUDGET:-440}   # seconds for the whole script; the methods benchmark gets what is left
+mkdir -p "$OUT" "$LOGS"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_HOME=/tmp/hf TOKENIZERS_PARALLELISM=false
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -37,16 +39,16 @@ PY
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   local started=$SECONDS
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
   echo "STEP $name rc=$rc $((SECONDS - started))s"
-  [ $rc -ne 0 ] && tail -4 "$OUT/$name.log"
+  [ $rc -ne 0 ] && tail -4 "$LOGS/$name.log"
 }
 LORA="german-credit/lora model.name_or_path=$MINILM"
 step bf16 120 accelerate launch --config_file recipes/accelerate/single-gpu.yaml -m adapters train $LORA --output /tmp/r/bf16 --no-progress
 summary bf16 /tmp/r/bf16
 step quantization 240 python3 benchmarks/quantization.py --model "$MINILM" --output "$OUT/quantization.json"
-grep -E "footprint|vs fp32" "$OUT/quantization.log"
+grep -E "footprint|vs fp32" "$LOGS/quantization.log"
 step 8bit-gc 150 python3 -m adapters train $LORA model.quantization=8bit training.gradient_checkpointing=true --output /tmp/r/8bit --no-progress
 summary 8bit-gc /tmp/r/8bit
 step 4bit-gc 150 python3 -m adapters train $LORA model.quantization=4bit model.double_quant=true training.gradient_checkpointing=true --output /tmp/r/4bit --no-progress
@@ -59,5 +61,8 @@ step decoder-build 120 python3 scripts/make_random_decoder.py /tmp/llama
 step qlora-decoder 180 python3 -m adapters train german-credit/qlora-decoder model.name_or_path=/tmp/llama training.epochs=1 --output /tmp/r/qlora --no-progress
 summary qlora-decoder /tmp/r/qlora
 cp /tmp/r/qlora/metrics.json "$OUT/qlora-decoder-metrics.json" 2>/dev/null
-step methods "${METHODS_SECONDS:-240}" python3 benchmarks/methods.py --model "$MINILM" --workers "${WORKERS:-6}" --results "$OUT/methods.jsonl"
-tail -45 "$OUT/methods.log" | grep "^|" || true
+LEFT=$(( BUDGET - SECONDS - 15 ))
+[ $LEFT -gt 30 ] && OMP_NUM_THREADS=2 step methods $LEFT python3 benchmarks/methods.py --model "$MINILM" --workers "${WORKERS:-8}" --results "$OUT/methods.jsonl"
+python3 benchmarks/methods.py --model "$MINILM" --results "$OUT/methods.jsonl" --seeds 0 > /dev/null 2>&1  # table of what finished
+cat "$OUT/methods.md" 2>/dev/null
+tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . && echo "logs: $OUT/logs.tar.gz"
