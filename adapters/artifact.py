@@ -174,11 +174,13 @@ def check_parity(
     texts: list[str],
     model_config: ModelConfig | None = None,
     max_length: int = 256,
+    expected: np.ndarray | None = None,
 ) -> float:
     """Reload ``adapter_dir`` with plain PEFT and compare probabilities; raise if they differ.
 
     This is the guard against the lost-head bug: a head that was not saved reloads random and the
-    probabilities differ by far more than float noise.
+    probabilities differ by far more than float noise. The reference is the trained model in memory, or,
+    when FSDP/DeepSpeed hold it in shards, ``expected``: the probabilities the run itself reported.
     """
     import torch
 
@@ -197,19 +199,26 @@ def check_parity(
         padding=True,
         return_tensors="pt",
     )
+    references = (reloaded,) if expected is not None else (model, reloaded)
     with torch.no_grad():
-        before, after = (
+        probabilities = [
             class_logits(net, {k: v.to(device) for k, v in encoded.items()}, answer_ids)
             .float()
             .softmax(-1)
             .cpu()
-            for net in (model, reloaded)
-        )
+            for net in references
+        ]
+    before = torch.as_tensor(expected, dtype=torch.float32) if expected is not None else probabilities[0]
+    after = probabilities[-1]
     difference = float((before - after).abs().max())
     # k-bit kernels and bf16 round differently after reloading (CUDA preparation casts norms to fp32)
     # Exact only when the trained model was float32 throughout: DeepSpeed's bf16 mode, for one, keeps
     # the whole model in bf16, while a plain reload puts the adapter on the float32 base.
-    exact = model_config.quantization == "none" and next(model.parameters()).dtype == torch.float32
+    exact = (
+        expected is None
+        and model_config.quantization == "none"
+        and next(model.parameters()).dtype == torch.float32
+    )
     tolerance = 1e-4 if exact else 2e-2
     if difference > tolerance:
         raise RuntimeError(
@@ -234,14 +243,11 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     predictions_frame(test["row_id"], test["label"], outcome.test_probabilities, data.label_names).to_csv(
         staging / "predictions.csv", index=False
     )
-    texts = data.frames["validation"]["text"].head(8).tolist()
+    sharded = outcome.full_state is not None  # the model in memory is a shard: compare with the run's output
+    texts = data.frames["test" if sharded else "validation"]["text"].head(8).tolist()
+    expected = outcome.test_probabilities[:8] if sharded else None
     difference = check_parity(
-        model,
-        tokenizer,
-        staging,
-        texts,
-        recipe.model,
-        recipe.data.max_length,
+        model, tokenizer, staging, texts, recipe.model, recipe.data.max_length, expected
     )
     summary = {
         "best_step": outcome.best_step,

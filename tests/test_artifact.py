@@ -121,6 +121,25 @@ def test_parity_check_catches_a_lost_head(trained) -> None:
         )
 
 
+def test_parity_against_recorded_probabilities(trained) -> None:
+    """Sharded runs (FSDP/DeepSpeed) compare the reloaded adapter with the probabilities the run reported."""
+    classifier = adapters.load(trained.output_dir)
+    texts = ["salary house owner", "debt late risk"]
+    recorded = classifier.predict_proba(texts)
+    difference = check_parity(
+        classifier.model, classifier.tokenizer, trained.output_dir, texts, expected=recorded
+    )
+    assert difference < 1e-5
+    with pytest.raises(RuntimeError, match="parity check failed"):
+        check_parity(
+            classifier.model,
+            classifier.tokenizer,
+            trained.output_dir,
+            texts,
+            expected=recorded[:, ::-1].copy(),
+        )
+
+
 def test_existing_output_refused_and_nothing_half_written(trained, recipe_for, tmp_path: Path) -> None:
     with pytest.raises(AdaptersUserError, match="exists"):
         adapters.train(recipe_for(), data=make_frame(80), output_dir=trained.output_dir)

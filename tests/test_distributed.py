@@ -46,13 +46,10 @@ def test_config_passes_accelerates_launcher(path: Path) -> None:
         if args.multi_gpu or args.use_fsdp
         else launch.prepare_simple_launcher_cmd_env(args)[1]
     )
-    if args.use_fsdp:
-        from accelerate import FullyShardedDataParallelPlugin
-        from accelerate.utils import patch_environment
-
-        with patch_environment(**{k: v for k, v in env.items() if k.startswith(("FSDP", "ACCELERATE"))}):
-            plugin = FullyShardedDataParallelPlugin()
-        assert plugin.fsdp_version == 2 and plugin.auto_wrap_policy is not None
+    if args.use_fsdp:  # what the launcher hands the processes (the plugin itself needs a GPU to build)
+        assert env["FSDP_VERSION"] == "1" and env["FSDP_USE_ORIG_PARAMS"] == "true"
+        assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
+        assert env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT"
     if path.stem == "cpu-2proc":
         # --cpu would collapse to one process; MULTI_GPU keeps two (the library then forces the CPU).
         assert args.multi_gpu and args.num_processes == 2 and args.use_cpu
