@@ -248,6 +248,8 @@ def run_training(
         log_with=trackers or None,
         project_dir=str(logging_dir) if logging_dir else None,
     )
+    if accelerator.device.type == "cuda":  # the cost report's peak is this run's, not the process's
+        torch.cuda.reset_peak_memory_stats(accelerator.device)
     # Seed before the PEFT layers exist: their initial weights come from this RNG (trl #6688).
     set_seed(cfg.seed, deterministic=cfg.deterministic)
 

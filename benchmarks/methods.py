@@ -85,6 +85,7 @@ def worker(jobs: list[tuple[str, int]], args: argparse.Namespace, path) -> None:
                 "adapter_bytes": record["adapter_bytes"],
                 "seconds_per_epoch": record["seconds_per_epoch"],
                 "device": record["cost"]["device"],
+                "machine": machine().get("gpu") or machine().get("cpu"),
             }
         except Exception as exc:  # a method that fails is a result too
             row = {
@@ -121,7 +122,12 @@ def summarise(path, args: argparse.Namespace) -> None:
                 "device": done[0]["device"],
             }
         )
-    payload = {"machine": machine(), "epochs": args.epochs, "seeds": args.seeds, "methods": table}
+    payload = {
+        "summarised_on": machine(),
+        "runs_on": sorted({row.get("machine", row.get("device", "?")) for row in rows if "error" not in row}),
+        "epochs": args.epochs,
+        "methods": table,
+    }
     (path.parent / "methods.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     lines = [
         "| method | trainable params | % of base | adapter on disk (MB) | s / epoch "
