@@ -91,7 +91,7 @@ def train(
     check_output_location(
         target, _local_path(resolved.data.source), [recipe_file] if recipe_file is not None else []
     )
-    prepared = prepare_data(resolved.data, data)
+    prepared = prepare_data(resolved.data, data, resolved.task)
     # Heavy imports only now: a bad recipe, path or data file is reported in about a second.
     from accelerate import PartialState
 
@@ -104,8 +104,16 @@ def train(
     )
     resolved = resolved.model_copy(update={"data": data_config})
     metric_kwargs(resolved, prepared.label_names)  # cost matrix / class weight labels checked before any work
-    for name in set(resolved.eval.metrics) - set(BUILTIN_METRICS):  # fail now, not at the first evaluation
-        load_metric(name)
+    if resolved.task == "classification":
+        for name in set(resolved.eval.metrics) - set(
+            BUILTIN_METRICS
+        ):  # fail now, not at the first evaluation
+            load_metric(name)
+    else:
+        from adapters.metrics.tasks import TaskMetric
+
+        for name in resolved.eval.metrics:  # built-ins only for the other tasks
+            TaskMetric(name, resolved.task)
     state = PartialState(cpu=no_accelerator_device())
     staging = staging_path(target)
     if state.is_main_process:
@@ -151,7 +159,7 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
                 "this adapter was trained from a DataFrame; pass a labelled file with --data",
                 where=str(directory),
             )
-        test = prepare_data(classifier.recipe.data).frames["test"]
+        test = prepare_data(classifier.recipe.data, task=classifier.recipe.task).frames["test"]
         texts, labels = test["text"].tolist(), test["label"].tolist()
     else:
         frame = pd.concat(read_source(str(data), "auto").values(), ignore_index=True)
@@ -160,14 +168,17 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
             classifier.recipe.data.model_copy(update={"split_column": None}),
             classifier.label_names,
             where=str(data),
+            task=classifier.recipe.task,
         )
         texts, labels = examples["text"].tolist(), examples["label"].tolist()
     probabilities = classifier.predict_proba(texts)
+    if classifier.problem_type == "regression":
+        probabilities = probabilities[:, 0]
     return compute_metrics(
         classifier.recipe.eval.metrics,
         probabilities,
         np.asarray(labels),
-        **metric_kwargs(classifier.recipe, classifier.label_names),
+        **metric_kwargs(classifier.recipe, classifier.label_names, classifier.label_thresholds),
     )
 
 
@@ -183,8 +194,9 @@ def predict(
     )
     probabilities = classifier.predict_proba(frame)
     result = frame.copy()
-    for index, name in enumerate(classifier.label_names):
-        result[f"prob_{name}"] = probabilities[:, index]
+    if classifier.problem_type != "regression":  # regression: the prediction is the number itself
+        for index, name in enumerate(classifier.label_names):
+            result[f"prob_{name}"] = probabilities[:, index]
     result["prediction"] = classifier.decide(probabilities)
     if output is not None:
         output = Path(output)

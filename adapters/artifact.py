@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from adapters.errors import AdaptersUserError
-from adapters.heads import class_logits, verbalizer_of, with_question
+from adapters.heads import class_logits, target_scale, to_scores, verbalizer_of, with_question
 from adapters.recipe import ModelConfig, Recipe, load_recipe
 
 __all__ = [
@@ -158,10 +158,22 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def predictions_frame(
-    row_ids: Sequence[str], labels: Sequence[int], probabilities: np.ndarray, label_names: list[str]
+    row_ids: Sequence[str],
+    labels: Sequence[Any],
+    probabilities: np.ndarray,
+    label_names: list[str],
+    task: str = "classification",
+    separator: str = "|",
 ) -> pd.DataFrame:
-    """``row_id``, ``label`` (the true label's name) and one ``prob_<label>`` column per label."""
-    frame = pd.DataFrame({"row_id": list(row_ids), "label": [label_names[i] for i in labels]})
+    """``row_id``, the true ``label`` and the scores: one ``prob_<label>`` column per label, or, for
+    regression, the ``prediction``. Multi-label true labels are joined with ``separator``."""
+    if task == "regression":
+        return pd.DataFrame({"row_id": list(row_ids), "label": list(labels), "prediction": probabilities})
+    if task == "multi_label":
+        truth = [separator.join(n for n, v in zip(label_names, row, strict=True) if v) for row in labels]
+    else:
+        truth = [label_names[i] for i in labels]
+    frame = pd.DataFrame({"row_id": list(row_ids), "label": truth})
     for index, name in enumerate(label_names):
         frame[f"prob_{name}"] = probabilities[:, index]
     return frame
@@ -200,17 +212,22 @@ def check_parity(
         return_tensors="pt",
     )
     references = (reloaded,) if expected is not None else (model, reloaded)
+    config = reloaded.get_base_model().config
+    problem_type, scale = config.problem_type, target_scale(config)
     with torch.no_grad():
         probabilities = [
-            class_logits(net, {k: v.to(device) for k, v in encoded.items()}, answer_ids)
-            .float()
-            .softmax(-1)
-            .cpu()
+            to_scores(
+                class_logits(net, {k: v.to(device) for k, v in encoded.items()}, answer_ids).float(),
+                problem_type,
+                scale,
+            ).cpu()
             for net in references
         ]
     before = torch.as_tensor(expected, dtype=torch.float32) if expected is not None else probabilities[0]
     after = probabilities[-1]
     difference = float((before - after).abs().max())
+    if problem_type == "regression":  # in units of the target's spread, not of the target
+        difference /= scale[1]
     # k-bit kernels and bf16 round differently after reloading (CUDA preparation casts norms to fp32)
     # Exact only when the trained model was float32 throughout: DeepSpeed's bf16 mode, for one, keeps
     # the whole model in bf16, while a plain reload puts the adapter on the float32 base.
@@ -240,9 +257,14 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
     _write_json(staging / "metrics.json", {**outcome.metrics, "cost": outcome.cost})
     test = data.frames["test"]
-    predictions_frame(test["row_id"], test["label"], outcome.test_probabilities, data.label_names).to_csv(
-        staging / "predictions.csv", index=False
-    )
+    predictions_frame(
+        test["row_id"],
+        test["label"],
+        outcome.test_probabilities,
+        data.label_names,
+        recipe.task,
+        recipe.data.label_separator,
+    ).to_csv(staging / "predictions.csv", index=False)
     sharded = outcome.full_state is not None  # the model in memory is a shard: compare with the run's output
     texts = data.frames["test" if sharded else "validation"]["text"].head(8).tolist()
     expected = outcome.test_probabilities[:8] if sharded else None
@@ -284,6 +306,9 @@ class Classifier:
         self.answer_ids = self.verbalizer["token_ids"] if self.verbalizer else None
         self.label_names = [config.id2label[i] for i in range(len(config.id2label))]
         self.threshold = float(getattr(config, "decision_threshold", 0.5))
+        self.problem_type = getattr(config, "problem_type", None)
+        self.label_thresholds = getattr(config, "label_thresholds", None)
+        self.scale = target_scale(config)
         self.positive_label = getattr(config, "positive_label", None)
         self.device = next(self.model.parameters()).device
 
@@ -317,15 +342,29 @@ class Classifier:
                 )
                 encoded = {key: value.to(self.device) for key, value in encoded.items()}
                 logits = class_logits(self.model, encoded, self.answer_ids)
-                out[chunk] = logits.float().softmax(-1).cpu().numpy()
+                scores = to_scores(logits.float(), self.problem_type, self.scale).cpu().numpy()
+                out[chunk] = scores.reshape(len(chunk), -1)
         return out
 
     def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
         """Label names for the inputs (see :meth:`decide`)."""
         return self.decide(self.predict_proba(inputs))
 
-    def decide(self, probabilities: np.ndarray) -> list[str]:
-        """Binary tasks apply the saved decision threshold to P(positive); others take the argmax."""
+    def decide(self, probabilities: np.ndarray) -> list[Any]:
+        """Binary tasks apply the saved decision threshold to P(positive); others take the argmax.
+
+        Regression returns the predicted numbers; multi-label the labels at or above their tuned
+        thresholds, joined with the recipe's separator ("" when none).
+        """
+        if self.problem_type == "regression":
+            return [float(value) for value in probabilities[:, 0]]
+        if self.problem_type == "multi_label_classification":
+            cuts = np.asarray(self.label_thresholds or [0.5] * len(self.label_names))
+            separator = self.recipe.data.label_separator
+            return [
+                separator.join(name for name, hit in zip(self.label_names, row >= cuts, strict=True) if hit)
+                for row in probabilities
+            ]
         if len(self.label_names) == 2 and self.positive_label in self.label_names:
             positive = self.label_names.index(self.positive_label)
             return [

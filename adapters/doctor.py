@@ -89,7 +89,7 @@ def run_doctor(
 
     # Data: read and split (files are small next to a model); counts per split.
     try:
-        data = prepare_data(resolve_data_config(recipe.data))
+        data = prepare_data(resolve_data_config(recipe.data), task=recipe.task)
         rows = ", ".join(f"{name} {count}" for name, count in data.info["rows"].items())
         checks.append(Check("data", "OK", f"{rows} rows; labels {', '.join(data.label_names)}"))
         label_names = data.label_names

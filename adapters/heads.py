@@ -15,7 +15,23 @@ import torch
 
 from adapters.errors import AdaptersUserError
 
-__all__ = ["class_logits", "with_question", "answer_token_ids", "verbalizer_of"]
+__all__ = [
+    "PROBLEM_TYPES",
+    "class_logits",
+    "to_scores",
+    "target_scale",
+    "task_loss",
+    "with_question",
+    "answer_token_ids",
+    "verbalizer_of",
+]
+
+# recipe task -> transformers' config.problem_type (saved in config.json, read back at prediction)
+PROBLEM_TYPES = {
+    "classification": "single_label_classification",
+    "multi_label": "multi_label_classification",
+    "regression": "regression",
+}
 
 
 def answer_token_ids(tokenizer: Any, words: dict[str, str], label_names: Sequence[str]) -> list[int]:
@@ -58,3 +74,44 @@ def class_logits(model: Any, inputs: dict[str, torch.Tensor], answer_ids: list[i
         return model(**inputs).logits
     logits = model(**inputs, logits_to_keep=1).logits
     return logits[:, -1, answer_ids]
+
+
+def target_scale(config: Any) -> tuple[float, float]:
+    """Regression targets are learned standardised; (mean, std) of the training targets, from the config."""
+    return float(getattr(config, "target_mean", 0.0) or 0.0), float(getattr(config, "target_std", 1.0) or 1.0)
+
+
+def to_scores(
+    logits: torch.Tensor, problem_type: str | None, scale: tuple[float, float] = (0.0, 1.0)
+) -> torch.Tensor:
+    """What a task reports: class probabilities (softmax), per-label probabilities (sigmoid) or numbers
+    (regression: the standardised output mapped back with the training targets' ``scale``)."""
+    if problem_type == "multi_label_classification":
+        return logits.sigmoid()
+    if problem_type == "regression":
+        return logits.squeeze(-1) * scale[1] + scale[0]
+    return logits.softmax(-1)
+
+
+def task_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    problem_type: str | None,
+    weights: torch.Tensor | None = None,
+    reduction: str = "mean",
+    scale: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """Cross-entropy (classes), binary cross-entropy per label (multi-label) or squared error on the
+    standardised target (regression, so the loss is on the same scale whatever the target's unit).
+
+    With ``reduction="none"`` one value per example (multi-label: averaged over its labels).
+    """
+    functional = torch.nn.functional
+    if problem_type == "multi_label_classification":
+        loss = functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none").mean(-1)
+    elif problem_type == "regression":
+        target = (labels.float() - scale[0]) / scale[1]
+        loss = functional.mse_loss(logits.squeeze(-1), target, reduction="none")
+    else:
+        return functional.cross_entropy(logits, labels, weight=weights, reduction=reduction)
+    return loss.mean() if reduction == "mean" else loss

@@ -38,6 +38,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Keys peft-recipes adds to the saved config.json: how to turn outputs into decisions.
+OWN_CONFIG_KEYS = (
+    "decision_threshold",
+    "positive_label",
+    "verbalizer",
+    "label_thresholds",
+    "target_mean",
+    "target_std",
+    "quantization_skip_modules",
+)
+
 # Prompt-learning methods that feed their prefixes to the model as past key/values.
 _KV_PREFIX_METHODS = ("prefix_tuning", "cartridge")
 
@@ -213,13 +224,18 @@ def head_plan(
     return heads, skip
 
 
-def label_config_kwargs(label_names: list[str]) -> dict[str, Any]:
-    """The config keys that make a model (and its saved config.json) speak the recipe's labels."""
+def label_config_kwargs(label_names: list[str], task: str = "classification") -> dict[str, Any]:
+    """The config keys that make a model (and its saved config.json) speak the recipe's labels.
+
+    Regression has one output named after the target column; multi-label one sigmoid per label.
+    """
+    from adapters.heads import PROBLEM_TYPES
+
     return {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: index for index, name in enumerate(label_names)},
-        "problem_type": "single_label_classification",
+        "problem_type": PROBLEM_TYPES[task],
     }
 
 
@@ -356,6 +372,7 @@ def build_model(
     device: torch.device | None = None,
     gradient_checkpointing: bool = False,
     sharded: bool = False,
+    task: str = "classification",
 ) -> BuiltModel:
     """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT.
 
@@ -370,7 +387,8 @@ def build_model(
     name = model_config.name_or_path
     load_path, provenance = resolve_base_model(name)
     _check_loadable(name, load_path)
-    managed = sorted(set(model_config.config_kwargs) & set(label_config_kwargs(label_names)))
+    labels = label_config_kwargs(label_names, task)
+    managed = sorted(set(model_config.config_kwargs) & set(labels))
     if managed:
         raise AdaptersUserError(
             f"cannot set {', '.join(managed)}: peft-recipes sets them from the data's labels",
@@ -381,7 +399,7 @@ def build_model(
         with quiet_loading():
             tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
             base_config = AutoConfig.from_pretrained(
-                load_path, **common, **model_config.config_kwargs, **label_config_kwargs(label_names)
+                load_path, **common, **model_config.config_kwargs, **labels
             )
     except (OSError, ValueError) as exc:
         raise _load_error(exc, model_config) from None
@@ -534,7 +552,8 @@ def load_adapter_model(
             kwargs["device_map"] = {"": device}
     with quiet_loading():  # the base model's load report lists the head that the adapter then restores
         base = auto_model_class(verbalizer is not None).from_pretrained(base_path, **kwargs)
-        base.config.verbalizer = verbalizer
+        for key in OWN_CONFIG_KEYS:  # what the adapter's config.json adds to the base model's
+            setattr(base.config, key, getattr(saved, key, None))
         model = PeftModel.from_pretrained(base, adapter_dir)
     if quantized:
         _disable_avx512bf16(model)

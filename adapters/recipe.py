@@ -32,6 +32,7 @@ __all__ = [
     "TrainingConfig",
     "EvalConfig",
     "LOWER_IS_BETTER",
+    "TASK_METRICS",
     "load_recipe",
     "list_recipes",
     "recipe_dirs",
@@ -42,7 +43,16 @@ DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss", "mse", "rmse", "mae"})
+
+# Default metrics and primary metric of the tasks other than classification.
+TASK_METRICS = {
+    "multi_label": (
+        ("f1_micro", "f1_macro", "precision_micro", "recall_micro", "subset_accuracy"),
+        "f1_micro",
+    ),
+    "regression": (("mse", "rmse", "mae", "r2"), "r2"),
+}
 
 DEFAULT_METRICS = [
     "roc_auc",
@@ -127,6 +137,7 @@ class DataConfig(_Section):
     train_fraction: float = Field(1.0, gt=0, le=1)
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+    label_separator: str = Field("|", min_length=1)  # multi_label: "late|fraud" in one label cell
 
     @field_validator("label_names", mode="before")
     @classmethod
@@ -233,11 +244,26 @@ class Recipe(_Section):
 
     name: str = "recipe"
     description: str = ""
+    # classification: one label per text (softmax); multi_label: any number of labels per text (one
+    # sigmoid each, per-label thresholds tuned on validation); regression: one number per text (MSE).
+    task: Literal["classification", "multi_label", "regression"] = "classification"
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_metrics(cls, raw: Any) -> Any:
+        """Other tasks get their own default metrics (and drop the credit cost matrix) unless given."""
+        if not isinstance(raw, dict) or raw.get("task") not in TASK_METRICS:
+            return raw
+        metrics, primary = TASK_METRICS[raw["task"]]
+        section = dict(raw.get("eval") or {})
+        section.setdefault("metrics", list(metrics))
+        section.setdefault("primary_metric", primary)
+        return {**raw, "eval": section}
 
     @field_validator("name")
     @classmethod
@@ -260,12 +286,16 @@ class Recipe(_Section):
             missing = sorted(set(self.data.label_names) - set(self.model.verbalizer.words))
             if missing:
                 raise ValueError(f"model.verbalizer.words has no word for labels {missing}")
-        check_method_for_task(self.method.type, self.task)
+        if self.model.head == "verbalizer" and self.task != "classification":
+            raise ValueError(f"model.head: verbalizer is for classification, not task: {self.task}")
+        if self.task == "regression" and (self.eval.cost_matrix or self.data.class_weights != "none"):
+            raise ValueError("eval.cost_matrix and data.class_weights are for classification, not regression")
+        check_method_for_task(self.method.type, self.peft_task)
         return self
 
     @property
-    def task(self) -> str:
-        """The PEFT task the method must serve: a classifier head, or a causal LM read by a verbalizer."""
+    def peft_task(self) -> str:
+        """The PEFT task the method must serve: a head on an encoder/decoder, or a causal LM (verbalizer)."""
         return "causal_lm" if self.model.head == "verbalizer" else "classification"
 
     @model_validator(mode="after")

@@ -27,8 +27,9 @@ from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, late
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
-from adapters.heads import class_logits, verbalizer_of
+from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, verbalizer_of
 from adapters.metrics import compute_metrics
+from adapters.metrics.tasks import best_thresholds
 from adapters.modeling import BuiltModel, build_model
 from adapters.recipe import Recipe
 
@@ -125,8 +126,13 @@ def _nested_keys(matrix: dict[str, dict[str, float]] | None) -> list[str]:
     return [*matrix, *(pred for row in matrix.values() for pred in row)]
 
 
-def metric_kwargs(recipe: Recipe, label_names: list[str]) -> dict[str, Any]:
-    """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``."""
+def metric_kwargs(
+    recipe: Recipe, label_names: list[str], thresholds: list[float] | None = None
+) -> dict[str, Any]:
+    """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``; for the other
+    tasks, the task (and multi-label's per-label ``thresholds``)."""
+    if recipe.task != "classification":
+        return {"task": recipe.task, "thresholds": thresholds}
     positive = recipe.data.positive_label
     cost = None
     for key, names in (
@@ -176,15 +182,18 @@ def predict_probabilities(
     accelerator: Accelerator,
     input_names: list[str],
     answer_ids: list[int] | None = None,
+    problem_type: str | None = None,
+    scale: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Class probabilities in row order, the true labels, and the mean loss, gathered over processes."""
+    """Scores in row order (class or label probabilities, or numbers), the true labels and the mean
+    loss, gathered over processes."""
     model.eval()
     probabilities, labels, positions, losses = [], [], [], []
     for batch in loader:
         logits = class_logits(model, _model_inputs(batch, input_names), answer_ids).float()
-        loss = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+        loss = task_loss(logits, batch["labels"], problem_type, reduction="none", scale=scale)
         gathered = accelerator.gather_for_metrics(
-            (logits.softmax(-1), batch["labels"], batch["row_index"], loss)
+            (to_scores(logits, problem_type, scale), batch["labels"], batch["row_index"], loss)
         )
         for bucket, value in zip((probabilities, labels, positions, losses), gathered, strict=True):
             bucket.append(value.cpu())
@@ -266,6 +275,7 @@ def run_training(
         data.positive_label,
         recipe.eval.threshold,
         total_steps,
+        task=recipe.task,
         device=accelerator.device,
         gradient_checkpointing=cfg.gradient_checkpointing,
         sharded=accelerator.distributed_type == DistributedType.FSDP,
@@ -301,12 +311,20 @@ def run_training(
     model, optimizer, train_loader, val_loader, test_loader, scheduler = accelerator.prepare(
         built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler
     )
-    weights = class_weight_tensor(
-        recipe.data.class_weights, data.frames["train"]["label"].to_numpy(), data.label_names
-    )
+    problem_type = PROBLEM_TYPES[recipe.task]
+    scale = (0.0, 1.0)
+    if recipe.task == "regression":  # learn the standardised target; the scale travels in config.json
+        targets = data.frames["train"]["label"].astype(float)
+        scale = (float(targets.mean()), float(targets.std(ddof=0)) or 1.0)
+        config = built.model.get_base_model().config
+        config.target_mean, config.target_std = scale
+    weights = None
+    if recipe.task == "classification":
+        weights = class_weight_tensor(
+            recipe.data.class_weights, data.frames["train"]["label"].to_numpy(), data.label_names
+        )
     if weights is not None:
         weights = weights.to(accelerator.device)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     metric_args = metric_kwargs(recipe, data.label_names)
     unwrapped = accelerator.unwrap_model(model)
     sign = 1.0 if recipe.eval.greater_is_better else -1.0
@@ -331,7 +349,9 @@ def run_training(
         accelerator.init_trackers("train", config=_flat_hparams(recipe))
 
     def validate() -> dict[str, float]:
-        probs, labels, loss = predict_probabilities(model, val_loader, accelerator, input_names, answer_ids)
+        probs, labels, loss = predict_probabilities(
+            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
+        )
         return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
 
     # Train.
@@ -352,7 +372,7 @@ def run_training(
         for batch in batches:
             with accelerator.accumulate(model):
                 logits = class_logits(model, _model_inputs(batch, input_names), answer_ids)
-                loss = loss_fn(logits.float(), batch["labels"])
+                loss = task_loss(logits.float(), batch["labels"], problem_type, weights, scale=scale)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
@@ -416,8 +436,15 @@ def run_training(
         unwrapped.load_state_dict(best_state, strict=False)
         if loop.best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
+    if recipe.task == "multi_label":  # per-label cut-offs, tuned on validation, saved with the adapter
+        val_scores, val_labels, _ = predict_probabilities(
+            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
+        )
+        thresholds = best_thresholds(val_scores, val_labels)
+        unwrapped.get_base_model().config.label_thresholds = thresholds
+        metric_args = metric_kwargs(recipe, data.label_names, thresholds)
     test_probabilities, labels, loss = predict_probabilities(
-        model, test_loader, accelerator, input_names, answer_ids
+        model, test_loader, accelerator, input_names, answer_ids, problem_type, scale
     )
     metrics = {
         "validation": loop.best_scores,

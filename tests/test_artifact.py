@@ -63,6 +63,13 @@ def test_task_head_and_pooler_saved(trained) -> None:
     assert config["decision_threshold"] == 0.5 and config["positive_label"] == "bad"
 
 
+def test_loaded_classifier_keeps_decision_settings(trained) -> None:
+    """The adapter's config.json settings reach the reloaded model (not only the base model's config)."""
+    classifier = adapters.load(trained.output_dir)
+    assert classifier.positive_label == "bad" and classifier.threshold == 0.5
+    assert classifier.decide(np.array([[0.45, 0.55], [0.55, 0.45]])) == ["bad", "good"]
+
+
 def test_predictions_csv_matches_loaded_classifier(trained) -> None:
     predictions = pd.read_csv(trained.output_dir / "predictions.csv", dtype={"row_id": str})
     assert list(predictions.columns) == ["row_id", "label", "prob_good", "prob_bad"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -140,11 +141,62 @@ def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], 
     return ids
 
 
+def _numbers(frame: pd.DataFrame, config: DataConfig, where: str) -> list[float]:
+    """Regression targets; a missing or non-numeric cell is refused with its row."""
+    values = pd.to_numeric(frame[config.label_column], errors="coerce")
+    bad = ~np.isfinite(values.to_numpy(dtype=float))
+    if bad.any():
+        position = int(bad.nonzero()[0][0])
+        raw = frame[config.label_column].iloc[position]
+        raise AdaptersUserError(
+            f"target {raw!r} is not a finite number (task: regression)",
+            where=f"{where}, row {position + 1}, column {config.label_column!r}",
+        )
+    return values.astype(float).tolist()
+
+
+def _label_sets(
+    frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str
+) -> list[list[float]]:
+    """Multi-label targets as multi-hot vectors; an empty cell means none of the labels."""
+    lookup = {name: index for index, name in enumerate(label_names)}
+    vectors = []
+    for position, value in enumerate(frame[config.label_column]):
+        vector = [0.0] * len(label_names)
+        for name in _split_labels(value, config.label_separator):
+            if name not in lookup:
+                raise AdaptersUserError(
+                    f"label {name!r} is not one of {label_names}",
+                    where=f"{where}, row {position + 1}, column {config.label_column!r}",
+                )
+            vector[lookup[name]] = 1.0
+        vectors.append(vector)
+    return vectors
+
+
+def _split_labels(value: Any, separator: str) -> list[str]:
+    cell = _cell(value)
+    if cell == "unknown" or str(cell).strip() == "":
+        return []
+    return [part.strip() for part in str(cell).split(separator) if part.strip()]
+
+
+def _targets(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, task: str) -> list:
+    if task == "regression":
+        return _numbers(frame, config, where)
+    if task == "multi_label":
+        return _label_sets(frame, config, label_names, where)
+    return _label_ids(frame, config, label_names, where)
+
+
 def _stratified_split(
-    frame: pd.DataFrame, size: float, seed: int, what: str, where: str
+    frame: pd.DataFrame, size: float, seed: int, what: str, where: str, stratify: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded split, stratified by label for classification (other tasks: a plain random split)."""
     try:
-        rest, part = train_test_split(frame, test_size=size, random_state=seed, stratify=frame["label"])
+        rest, part = train_test_split(
+            frame, test_size=size, random_state=seed, stratify=frame["label"] if stratify else None
+        )
     except ValueError as exc:
         raise AdaptersUserError(f"cannot make a stratified {what} split ({exc})", where=where) from None
     return rest, part
@@ -189,9 +241,17 @@ def _check_train_labels(
 
 
 def to_examples(
-    frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, offset: int = 0
+    frame: pd.DataFrame,
+    config: DataConfig,
+    label_names: list[str],
+    where: str,
+    offset: int = 0,
+    task: str = "classification",
 ) -> pd.DataFrame:
-    """Rows → ``row_id``, ``text``, integer ``label`` (and ``split`` if configured); errors name the row."""
+    """Rows → ``row_id``, ``text``, ``label`` (and ``split`` if configured); errors name the row.
+
+    ``label`` is a label id (classification), a multi-hot vector (multi_label) or a number (regression).
+    """
     if config.label_column is None:
         raise AdaptersUserError("data.label_column is required for this source", where="data.label_column")
     if config.label_column not in frame.columns:
@@ -215,7 +275,7 @@ def to_examples(
         {
             "row_id": row_ids,
             "text": render_text(frame, config.template, config.text_columns, where=where),
-            "label": _label_ids(frame, config, label_names, where),
+            "label": _targets(frame, config, label_names, where, task),
             **(
                 {"split": frame[config.split_column].astype(str).str.lower().tolist()}
                 if config.split_column
@@ -225,11 +285,75 @@ def to_examples(
     )
 
 
-def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> PreparedData:
+def _infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: str, task: str) -> list[str]:
+    if config.label_column is None:
+        raise AdaptersUserError("data.label_column is required", where="data.label_column")
+    if not any(config.label_column in frame.columns for frame in raw.values()):
+        columns = ", ".join(map(str, next(iter(raw.values())).columns))
+        raise AdaptersUserError(
+            f"label column {config.label_column!r} not found; columns: {columns}", where=where
+        )
+    if task == "regression":
+        return [config.label_column]
+    values = pd.concat(
+        [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
+    )
+    if task == "multi_label":
+        names = sorted({name for value in values for name in _split_labels(value, config.label_separator)})
+    else:
+        names = sorted({str(_cell(value)) for value in values if _cell(value) != "unknown"})
+    if len(names) < 2:
+        raise AdaptersUserError(
+            f"need at least two label values, found {names}", where=f"{where}, column {config.label_column!r}"
+        )
+    return names
+
+
+def _check_other_task(frames: dict[str, pd.DataFrame], label_names: list[str], where: str, task: str) -> None:
+    """Regression needs varying targets; multi-label must see in training every label it is scored on."""
+    train = frames["train"]["label"]
+    if task == "regression":
+        if train.nunique() < 2:
+            raise AdaptersUserError(
+                "the train split has one target value only; nothing to learn", where=where
+            )
+        return
+    seen = {index for vector in train for index, value in enumerate(vector) if value}
+    for name in ("validation", "test"):
+        unseen = sorted(
+            {i for vector in frames[name]["label"] for i, value in enumerate(vector) if value} - seen
+        )
+        if unseen:
+            labels = ", ".join(repr(label_names[index]) for index in unseen)
+            raise AdaptersUserError(
+                f"the {name} split has label {labels}, which the train split never has", where
+            )
+
+
+def _label_counts(frame: pd.DataFrame, label_names: list[str], task: str) -> dict[str, Any]:
+    if task == "regression":
+        values = frame["label"].astype(float)
+        return {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=0)),
+            "min": float(values.min()),
+            "max": float(values.max()),
+        }
+    if task == "multi_label":
+        totals = [sum(vector[i] for vector in frame["label"]) for i in range(len(label_names))]
+        return {name: int(total) for name, total in zip(label_names, totals, strict=True)}
+    return {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
+
+
+def prepare_data(
+    config: DataConfig, source: pd.DataFrame | None = None, task: str = "classification"
+) -> PreparedData:
     """Read, render, label, split and sub-sample according to ``config`` (already resolved)."""
     where = "DataFrame" if source is not None else config.source
     raw = read_source(source if source is not None else config.source, config.format)
     label_names = config.label_names
+    if label_names is None and task != "classification":
+        label_names = _infer_label_names(raw, config, where, task)
     if label_names is None:
         if config.label_column is None:
             raise AdaptersUserError("data.label_column is required", where="data.label_column")
@@ -248,11 +372,15 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
                 where=f"{where}, column {config.label_column!r}",
             )
     label_names = [str(name) for name in label_names]
-    if len(label_names) < 2:
+    if len(label_names) < 2 and task != "regression":
         raise AdaptersUserError(
             f"need at least two label names, found {label_names}", where="data.label_names"
         )
-    if config.positive_label is not None and config.positive_label not in label_names:
+    if (
+        task == "classification"
+        and config.positive_label is not None
+        and config.positive_label not in label_names
+    ):
         raise AdaptersUserError(
             f"{config.positive_label!r} is not a label ({', '.join(label_names)})",
             where="data.positive_label",
@@ -262,7 +390,7 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
     rendered: dict[str, pd.DataFrame] = {}
     for name, frame in raw.items():
         rendered[name] = to_examples(
-            frame, config, label_names, f"{where} [{name}]" if name != "all" else where, offset
+            frame, config, label_names, f"{where} [{name}]" if name != "all" else where, offset, task
         )
         offset += len(frame)
     source_rows = offset
@@ -280,14 +408,15 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
     if "all" in rendered:
         rendered["train"] = rendered.pop("all")
     made_test = "test" not in rendered
+    stratify = task == "classification"
     if made_test:
         rendered["train"], rendered["test"] = _stratified_split(
-            rendered["train"], config.test_size, config.split_seed, "test", where
+            rendered["train"], config.test_size, config.split_seed, "test", where, stratify
         )
     if "validation" not in rendered:
         share = config.validation_size / (1 - config.test_size) if made_test else config.validation_size
         rendered["train"], rendered["validation"] = _stratified_split(
-            rendered["train"], share, config.split_seed, "validation", where
+            rendered["train"], share, config.split_seed, "validation", where, stratify
         )
     full_train_rows = len(rendered["train"])
     if config.train_fraction < 1:
@@ -297,20 +426,24 @@ def prepare_data(config: DataConfig, source: pd.DataFrame | None = None) -> Prep
             config.split_seed,
             f"train_fraction={config.train_fraction}",
             where,
+            stratify,
         )
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
     for name, frame in frames.items():
         if frame.empty:
             raise AdaptersUserError(f"the {name} split is empty", where=where)
-    _check_train_labels(frames, label_names, config.label_column, where)
+    if task == "classification":
+        _check_train_labels(frames, label_names, config.label_column, where)
+    else:
+        _check_other_task(frames, label_names, f"{where}, column {config.label_column!r}", task)
     info = {
         "source": where,
+        "task": task,
         "rows": {name: len(frame) for name, frame in frames.items()},
         "train_rows_before_fraction": full_train_rows,
-        "label_counts": {
-            name: {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
-            for name, frame in frames.items()
-        },
+        "label_counts": {name: _label_counts(frame, label_names, task) for name, frame in frames.items()},
     }
     positive = config.positive_label if config.positive_label is not None else label_names[-1]
+    if task != "classification":
+        positive = None
     return PreparedData(frames, label_names, positive, source_rows, info)

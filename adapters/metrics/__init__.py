@@ -86,8 +86,13 @@ def compute_metrics(
     positive_label: int = 1,
     threshold: float = 0.5,
     cost_matrix: Sequence[Sequence[float]] | None = None,
+    task: str = "classification",
+    thresholds: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Compute metrics on probabilities (n, num_classes) and label ids (n,); values are python floats.
+
+    ``task`` multi_label takes per-label probabilities and multi-hot references (cut at ``thresholds``),
+    regression predicted numbers and targets; both use the built-ins of :mod:`adapters.metrics.tasks`.
 
     Built-ins run together through one ``evaluate.combine`` on the probabilities. Non-built-in
     (Hub) metrics follow the usual ``evaluate`` convention of hard predictions: they get the
@@ -100,6 +105,14 @@ def compute_metrics(
     wanted = list(dict.fromkeys([names] if isinstance(names, str) else names))
     if not wanted:
         return {}
+    if task != "classification":
+        from adapters.metrics.tasks import TaskMetric
+
+        modules = [TaskMetric(name, task, thresholds) for name in wanted]
+        predictions = [float(v) for v in probabilities] if task == "regression" else probabilities.tolist()
+        references = [float(v) for v in references] if task == "regression" else references.tolist()
+        raw = evaluate.combine(modules).compute(predictions=predictions, references=references)
+        return {key: _as_float(key, value) for key, value in raw.items()}
     costs = validate_config(positive_label, threshold, cost_matrix)
     scores = prepare_inputs(probabilities, references, positive_label, threshold, costs)
     options = {"positive_label": positive_label, "threshold": threshold, "cost_matrix": cost_matrix}

@@ -1,0 +1,154 @@
+"""Tasks beyond single-label classification: multi-label (sigmoid, per-label thresholds) and regression."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import adapters
+from adapters.errors import AdaptersUserError
+from adapters.recipe import load_recipe
+from tests.conftest import tiny_recipe
+
+FLAGS = {
+    "debt": "arrears",
+    "late": "arrears",
+    "unemployed": "income_loss",
+    "salary": "stable",
+    "owner": "stable",
+}
+
+
+def flagged_frame(rows: int = 160, seed: int = 0) -> pd.DataFrame:
+    """Notes of 3 words; each row's labels are the flags of its words ("" when none), its score the
+    number of risk words (a learnable regression target)."""
+    rng = random.Random(seed)
+    words = [*FLAGS, "teacher", "house", "loan"]
+    records = []
+    for index in range(rows):
+        note = [rng.choice(words) for _ in range(3)]
+        flags = sorted({FLAGS[word] for word in note if word in FLAGS})
+        risk = sum(word in ("debt", "late", "unemployed") for word in note) * 10.0 + 100.0
+        records.append(
+            {"applicant": f"A{index:03d}", "note": " ".join(note), "flags": "|".join(flags), "risk": risk}
+        )
+    return pd.DataFrame(records)
+
+
+def task_recipe(model_dir: Path, task: str, label_column: str) -> dict:
+    recipe = tiny_recipe(
+        model_dir,
+        training={"epochs": 8, "per_device_batch_size": 8, "learning_rate": 3e-2, "log_with": []},
+    )
+    recipe["task"] = task
+    recipe["data"] = {
+        "text_columns": ["note"],
+        "label_column": label_column,
+        "id_column": "applicant",
+        "max_length": 32,
+    }
+    recipe.pop("eval")  # the task's own default metrics
+    return recipe
+
+
+def test_multi_label_trains_tunes_thresholds_and_predicts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    frame = flagged_frame()
+    result = adapters.train(
+        task_recipe(tiny_model_dir, "multi_label", "flags"),
+        data=frame,
+        output_dir=tmp_path / "ml",
+        progress=False,
+    )
+    assert set(result.metrics["test"]) >= {"f1_micro", "f1_macro", "subset_accuracy", "loss"}
+    assert result.metrics["test"]["f1_micro"] > 0.7
+    saved = pd.read_csv(result.output_dir / "predictions.csv", keep_default_na=False)
+    assert list(saved.columns) == ["row_id", "label", "prob_arrears", "prob_income_loss", "prob_stable"]
+    classifier = adapters.load(result.output_dir)
+    assert classifier.label_names == ["arrears", "income_loss", "stable"]
+    assert len(classifier.label_thresholds) == 3 and all(0 < t < 1 for t in classifier.label_thresholds)
+    probabilities = classifier.predict_proba(["debt late teacher", "salary owner house"])
+    assert probabilities.shape == (2, 3) and not np.allclose(probabilities.sum(1), 1)  # independent sigmoids
+    predicted = classifier.predict(["debt late teacher", "salary owner house"])
+    assert "arrears" in predicted[0].split("|") and "stable" in predicted[1].split("|")
+    scored = adapters.evaluate(result.output_dir, _write(tmp_path, frame.head(40)))
+    assert 0 <= scored["f1_micro"] <= 1
+
+
+def test_regression_learns_standardised_target_and_reports_units(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    frame = flagged_frame()
+    result = adapters.train(
+        task_recipe(tiny_model_dir, "regression", "risk"),
+        data=frame,
+        output_dir=tmp_path / "reg",
+        progress=False,
+    )
+    test = result.metrics["test"]
+    assert set(test) >= {"mse", "rmse", "mae", "r2"} and test["r2"] > 0.5
+    assert test["rmse"] == pytest.approx(test["mse"] ** 0.5)
+    saved = pd.read_csv(result.output_dir / "predictions.csv")
+    assert list(saved.columns) == ["row_id", "label", "prediction"]
+    assert 90 < saved["prediction"].mean() < 130  # in the target's own units (100-130), not standardised
+    classifier = adapters.load(result.output_dir)
+    low, high = classifier.predict(["teacher house loan", "debt late unemployed"])
+    assert high > low + 5
+    out = adapters.predict(result.output_dir, frame.head(5))
+    assert "prediction" in out and not any(column.startswith("prob_") for column in out)
+
+
+def test_task_data_errors_name_the_row(tiny_model_dir: Path) -> None:
+    frame = flagged_frame(40)
+    frame["risk"] = frame["risk"].astype(object)  # as read from a CSV with a word in a number column
+    frame.loc[7, "risk"] = "high"
+    with pytest.raises(AdaptersUserError, match=r"row 8.*'risk'|'risk'.*row 8"):
+        adapters.train(
+            task_recipe(tiny_model_dir, "regression", "risk"), data=frame, output_dir="x", progress=False
+        )
+    recipe = task_recipe(tiny_model_dir, "multi_label", "flags")
+    recipe["data"]["label_names"] = ["arrears", "stable", "income_loss"]
+    frame = flagged_frame(40)
+    frame.loc[3, "flags"] = "arrears|fraud"
+    with pytest.raises(AdaptersUserError, match=r"row 4, column 'flags': label 'fraud' is not one of"):
+        adapters.train(recipe, data=frame, output_dir="x", progress=False)
+
+
+def test_task_recipe_rules() -> None:
+    recipe = load_recipe({"task": "regression", "data": {"label_column": "risk"}})
+    assert recipe.eval.primary_metric == "r2" and recipe.eval.greater_is_better is not False
+    assert load_recipe({"task": "multi_label"}).eval.primary_metric == "f1_micro"
+    with pytest.raises(AdaptersUserError, match="for classification"):
+        load_recipe({"task": "regression", "eval": {"cost_matrix": {"bad": {"good": 5}}}})
+    with pytest.raises(AdaptersUserError, match="verbalizer is for classification"):
+        load_recipe(
+            {"task": "multi_label", "model": {"head": "verbalizer", "verbalizer": {"words": {"a": " a"}}}}
+        )
+
+
+def _write(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    path = tmp_path / "data" / "holdout.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_regression_recipe_tiny_twin(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """recipes/german-credit/regression-amount.yaml on the built-in data, with the tiny model."""
+    overrides = {
+        "model.name_or_path": str(tiny_model_dir),
+        "training.max_steps": 3,
+        "training.eval_every": 3,
+        "data.max_length": 32,
+        "data.train_fraction": 0.2,
+    }
+    result = adapters.train(
+        "german-credit/regression-amount", overrides, output_dir=tmp_path / "r", progress=False
+    )
+    assert set(result.metrics["test"]) == {"loss", "mse", "rmse", "mae", "r2"}
+    saved = pd.read_csv(result.output_dir / "predictions.csv")
+    assert len(saved) == 200 and 1000 < saved["prediction"].mean() < 6000  # DM, not standardised
+    assert 1000 < saved["label"].mean() < 6000
