@@ -42,7 +42,7 @@ def render_model_card(
     card_data = {
         "library_name": "peft",
         "base_model": base_id,
-        "pipeline_tag": "text-classification",
+        "pipeline_tag": "text-generation" if recipe.model.verbalizer else "text-classification",
         "tags": ["peft", recipe.method.type, "peft-recipes"],
         "model-index": [
             {
@@ -79,8 +79,9 @@ def render_model_card(
             if recipe.model.trust_remote_code
             else "none executed (`trust_remote_code: false`)"
         ),
-        num_labels=len(data.label_names),
-        label_list=", ".join(data.label_names),
+        task_line=_task_line(recipe, data.label_names),
+        decision_line=_decision_line(recipe, data.label_names),
+        use_code=_USE_VERBALIZER if recipe.model.verbalizer else _USE_HEAD,
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",
         modules_to_save=", ".join(f"`{m}`" for m in base.get("modules_to_save", [])) or "none",
         data_source=source,
@@ -88,13 +89,52 @@ def render_model_card(
         data_note=data_note,
         primary_metric=recipe.eval.primary_metric,
         metric_rows=metric_rows,
-        positive_label=recipe.data.positive_label or data.label_names[-1],
-        threshold=recipe.eval.threshold,
         steps=summary.get("steps"),
         seconds=summary.get("train_seconds"),
         best_step=summary.get("best_step"),
         test_rows=rows.get("test", "?"),
     )
+
+
+_USE_HEAD = """from peft import AutoPeftModelForSequenceClassification
+from transformers import AutoConfig, AutoTokenizer
+
+config = AutoConfig.from_pretrained("PATH")  # labels, problem type, thresholds (or target scale)
+model = AutoPeftModelForSequenceClassification.from_pretrained(
+    "PATH", id2label=config.id2label, label2id=config.label2id, num_labels=config.num_labels,
+    problem_type=config.problem_type,
+)
+tokenizer = AutoTokenizer.from_pretrained("PATH")"""
+
+_USE_VERBALIZER = """from peft import AutoPeftModelForCausalLM
+from transformers import AutoConfig, AutoTokenizer
+
+config = AutoConfig.from_pretrained("PATH")  # config.verbalizer: question, answer words, token ids
+model = AutoPeftModelForCausalLM.from_pretrained("PATH")
+tokenizer = AutoTokenizer.from_pretrained("PATH")  # left padding
+# scores: model(**tokenizer([text + "\\n" + config.verbalizer["question"]], return_tensors="pt"))
+#         .logits[:, -1, config.verbalizer["token_ids"]].softmax(-1)"""
+
+
+def _task_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "regression":
+        return f"regression of `{labels[0]}` (predictions in its own units)"
+    if recipe.task == "multi_label":
+        return f"multi-label classification ({len(labels)} labels: {', '.join(labels)})"
+    if recipe.model.verbalizer:
+        words = ", ".join(f"{label} = {word!r}" for label, word in recipe.model.verbalizer.words.items())
+        return f"classification by a causal LM's answer words ({words})"
+    return f"sequence classification ({len(labels)} labels: {', '.join(labels)})"
+
+
+def _decision_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "regression":
+        return (
+            "The model learned the standardised target; `config.json` holds `target_mean` and `target_std`."
+        )
+    if recipe.task == "multi_label":
+        return "Per-label thresholds, tuned on validation for F1, are in `config.json` (`label_thresholds`)."
+    return f"Decision threshold on P({recipe.data.positive_label or labels[-1]}): {recipe.eval.threshold}."
 
 
 def write_model_card(

@@ -44,3 +44,21 @@ def test_quantized_train_eval_train_save_reload(
     np.testing.assert_allclose(reloaded, expected, atol=2e-2)
     cost = result.summary.get("base_model", {})
     assert cost.get("quantization") == bits
+
+
+@pytest.mark.bnb
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_other_tasks_train_on_a_4bit_base(tiny_model_dir: Path, tmp_path: Path, task: str) -> None:
+    from tests.test_tasks import flagged_frame, task_recipe
+
+    recipe = task_recipe(tiny_model_dir, task, "flags" if task == "multi_label" else "risk")
+    recipe["model"]["quantization"] = "4bit"
+    recipe["training"]["epochs"] = 2
+    result = adapters.train(recipe, data=flagged_frame(80), output_dir=tmp_path / task, progress=False)
+    assert result.summary["parity_max_abs_diff"] < 2e-2
+    classifier = adapters.load(result.output_dir)
+    assert (
+        classifier.problem_type
+        == {"multi_label": "multi_label_classification", "regression": "regression"}[task]
+    )
+    assert np.isfinite(classifier.predict_proba(["debt late teacher"])).all()
