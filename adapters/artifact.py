@@ -196,7 +196,7 @@ def check_parity(
     """
     import torch
 
-    from adapters.modeling import load_adapter_model
+    from adapters.reload import load_adapter_model
 
     model_config = model_config or ModelConfig()
     device = next(model.parameters()).device
@@ -298,7 +298,7 @@ class Classifier:
         if not (self.directory / "adapter_config.json").is_file():
             raise AdaptersUserError("not an adapter directory (no adapter_config.json)", where=str(directory))
         self.recipe = load_recipe(self.directory / "recipe.yaml")
-        from adapters.modeling import load_adapter_model
+        from adapters.reload import load_adapter_model
 
         self.model, self.tokenizer = load_adapter_model(self.directory, self.recipe.model, device)
         config = self.model.get_base_model().config

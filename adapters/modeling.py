@@ -21,6 +21,7 @@ from adapters.errors import AdaptersUserError
 from adapters.heads import answer_token_ids
 from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
 from adapters.methods import MethodConfig, peft_config_class
+from adapters.quantization import DTYPES, disable_avx512bf16, prepare_for_training, quantization_config
 from adapters.recipe import DEFAULT_BASE_MODEL, ModelConfig
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
     "build_model",
     "build_peft_config",
     "resolve_base_model",
-    "quantization_config",
-    "prepare_for_training",
     "head_plan",
     "auto_model_class",
     "new_module_names",
@@ -38,21 +37,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Keys peft-recipes adds to the saved config.json: how to turn outputs into decisions.
-OWN_CONFIG_KEYS = (
-    "decision_threshold",
-    "positive_label",
-    "verbalizer",
-    "label_thresholds",
-    "target_mean",
-    "target_std",
-    "quantization_skip_modules",
-)
-
 # Prompt-learning methods that feed their prefixes to the model as past key/values.
 _KV_PREFIX_METHODS = ("prefix_tuning", "cartridge")
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -85,68 +71,6 @@ def resolve_base_model(name_or_path: str) -> tuple[str, dict[str, Any]]:
             "license": "apache-2.0",
         }
     return name_or_path, {"hub_id" if not Path(name_or_path).is_dir() else "local_path": name_or_path}
-
-
-def _compute_dtype(config: ModelConfig) -> torch.dtype:
-    if config.torch_dtype in _DTYPES and config.torch_dtype != "float32":
-        return _DTYPES[config.torch_dtype]
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and config.quantization != "none":
-        return torch.bfloat16
-    return torch.float32
-
-
-def quantization_config(config: ModelConfig, skip_modules: list[str], sharded: bool = False) -> Any | None:
-    """A ``BitsAndBytesConfig`` that works on CPU and CUDA; the task head and trained modules are skipped.
-
-    ``sharded`` (FSDP): 4-bit weights are stored in the compute dtype, so FSDP can flatten them together
-    with the unquantized parameters (QLoRA-FSDP).
-    """
-    if config.quantization == "none":
-        return None
-    from transformers import BitsAndBytesConfig
-
-    if config.quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(skip_modules))
-    compute_dtype = _compute_dtype(config)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=config.quant_type,
-        bnb_4bit_use_double_quant=config.double_quant,
-        bnb_4bit_compute_dtype=compute_dtype,
-        bnb_4bit_quant_storage=compute_dtype if sharded else torch.uint8,
-        llm_int8_skip_modules=list(skip_modules),
-    )
-
-
-def prepare_for_training(
-    model: torch.nn.Module, quantized: bool, device: torch.device, gradient_checkpointing: bool
-) -> None:
-    """Make a loaded base model trainable on ``device``, before PEFT wraps it.
-
-    On CUDA, a k-bit model gets PEFT's ``prepare_model_for_kbit_training`` (norms in fp32, input grads
-    for checkpointing). On CPU that call breaks bitsandbytes 0.50 (``'Parameter' object has no attribute
-    'CB'``), so it is skipped there. Checkpointing is always non-reentrant: the reentrant variant fails
-    under DDP ("marked ready twice", peft #313) and needs the inputs to require grad.
-    """
-    kwargs = {"use_reentrant": False}
-    if quantized and device.type == "cuda":
-        from peft import prepare_model_for_kbit_training
-
-        prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs=kwargs
-        )
-    elif gradient_checkpointing:
-        if not getattr(model, "supports_gradient_checkpointing", False):
-            raise AdaptersUserError(
-                f"{type(model).__name__} does not support gradient checkpointing",
-                where="training.gradient_checkpointing",
-            )
-        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x name
-        if enable is not None:
-            enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        model.config.use_cache = False
 
 
 def new_module_names(model: torch.nn.Module, missing_keys: list[str] | set[str]) -> list[str]:
@@ -355,13 +279,6 @@ def _peft_error(exc: ValueError, method: MethodConfig, model: torch.nn.Module) -
     return AdaptersUserError(reason, where=f"method ({method.type})")
 
 
-def _disable_avx512bf16(model: torch.nn.Module) -> None:
-    """bitsandbytes' AVX512-BF16 CPU kernels corrupt 4-bit weights after an eval pass; use the safe path."""
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
-
-
 def build_model(
     model_config: ModelConfig,
     method: MethodConfig,
@@ -429,7 +346,7 @@ def build_model(
         quant = quantization_config(model_config, skip, sharded)
     device = device or torch.device("cpu")
     placement = {"device_map": {"": device}} if quant is not None and device.type != "cpu" else {}
-    dtype = "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype]
+    dtype = "auto" if model_config.torch_dtype == "auto" else DTYPES[model_config.torch_dtype]
     try:
         with quiet_loading():
             model, loading_info = auto_class.from_pretrained(
@@ -470,10 +387,10 @@ def build_model(
                 f"head modules {unexpected} were quantized: the pre-load discovery found "
                 f"{predicted}; refusing to train a quantized task head"
             )
-        _disable_avx512bf16(model)
+        disable_avx512bf16(model)
         for name, module in model.named_modules():  # heads in the compute dtype, not the storage dtype
             if name in skip:
-                module.to(_DTYPES.get(model_config.torch_dtype, torch.float32))
+                module.to(DTYPES.get(model_config.torch_dtype, torch.float32))
     model.config.quantization_skip_modules = (
         skip if quant is not None else sorted(set(heads) | set(extra_trainable))
     )
@@ -512,53 +429,3 @@ def build_model(
     )
     logger.info("task head modules from the load report: %s", heads)
     return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)
-
-
-def load_adapter_model(
-    adapter_dir: str | Path, model_config: ModelConfig | None = None, device: str | torch.device = "cpu"
-) -> tuple[Any, Any]:
-    """Reload a saved adapter with plain PEFT/transformers (what a user without this package does).
-
-    ``adapter_config.json`` names the base model by Hub id; the default base model's id resolves to the
-    embedded copy, as in training, so reloading needs no network. ``model_config`` gives the recipe's
-    quantization and dtype (default: full precision).
-    """
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoConfig, AutoTokenizer
-
-    model_config = model_config or ModelConfig()
-    remote = model_config.trust_remote_code
-    device = torch.device(device)
-    adapter_dir = str(adapter_dir)
-    saved = AutoConfig.from_pretrained(adapter_dir, trust_remote_code=remote)
-    adapter = PeftConfig.from_pretrained(adapter_dir)
-    base_path, _ = resolve_base_model(adapter.base_model_name_or_path)
-    kwargs: dict[str, Any] = {
-        "id2label": saved.id2label,
-        "label2id": saved.label2id,
-        "num_labels": saved.num_labels,
-        "problem_type": saved.problem_type,
-        "pad_token_id": saved.pad_token_id,
-        "revision": adapter.revision,
-        "dtype": "auto" if model_config.torch_dtype == "auto" else _DTYPES[model_config.torch_dtype],
-        "trust_remote_code": remote,
-    }
-    verbalizer = getattr(saved, "verbalizer", None)  # a causal LM read by its answer words (adapters.heads)
-    quantized = model_config.quantization != "none"
-    if quantized:
-        heads = list(getattr(saved, "quantization_skip_modules", []))
-        kwargs["quantization_config"] = quantization_config(model_config, heads)
-        if device.type != "cpu":
-            kwargs["device_map"] = {"": device}
-    with quiet_loading():  # the base model's load report lists the head that the adapter then restores
-        base = auto_model_class(verbalizer is not None).from_pretrained(base_path, **kwargs)
-        for key in OWN_CONFIG_KEYS:  # what the adapter's config.json adds to the base model's
-            setattr(base.config, key, getattr(saved, key, None))
-        model = PeftModel.from_pretrained(base, adapter_dir)
-    if quantized:
-        _disable_avx512bf16(model)
-    else:
-        model.to(device)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=remote)
-    return model, _pad_left(tokenizer) if verbalizer is not None else tokenizer

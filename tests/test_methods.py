@@ -15,8 +15,9 @@ import torch
 
 from adapters.errors import AdaptersUserError
 from adapters.methods import NOT_FOR_TASK, method_types, peft_config_class, unsupported_methods
-from adapters.modeling import _KV_PREFIX_METHODS, build_model, load_adapter_model
+from adapters.modeling import _KV_PREFIX_METHODS, build_model
 from adapters.recipe import MethodConfig, ModelConfig, load_recipe
+from adapters.reload import load_adapter_model
 
 LABELS = ["good", "bad"]
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from adapters.errors import AdaptersUserError
-from adapters.modeling import build_model, build_peft_config, new_module_names, quantization_config
+from adapters.modeling import build_model, build_peft_config, new_module_names
+from adapters.quantization import quantization_config
 from adapters.recipe import MethodConfig, ModelConfig
 
 LABELS = ["good", "bad"]

@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from adapters.data.labels import (
+    cell,
+    check_other_task,
+    check_train_labels,
+    infer_label_names,
+    label_counts,
+    targets,
+)
 from adapters.data.readers import SPLIT_ALIASES, read_source
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
@@ -72,14 +79,6 @@ def resolve_data_config(config: DataConfig) -> DataConfig:
     return config.model_copy(update=updates)
 
 
-def _cell(value: Any) -> Any:
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return "unknown"
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def render_text(
     frame: pd.DataFrame,
     template: str | None = None,
@@ -95,7 +94,7 @@ def render_text(
         texts = []
         for position, row in enumerate(frame.to_dict("records")):
             try:
-                texts.append(template.format_map({key: _cell(value) for key, value in row.items()}))
+                texts.append(template.format_map({key: cell(value) for key, value in row.items()}))
             except KeyError as exc:
                 raise AdaptersUserError(
                     f"data.template uses column {exc.args[0]!r}, which is not in the data "
@@ -120,73 +119,11 @@ def render_text(
             where=where,
         )
     if len(columns) == 1:
-        return [str(_cell(value)) if _cell(value) != "unknown" else "" for value in frame[columns[0]]]
+        return [str(cell(value)) if cell(value) != "unknown" else "" for value in frame[columns[0]]]
     return [
-        " ".join(f"{name}: {_cell(value)}." for name, value in zip(columns, values, strict=True))
+        " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))
         for values in frame[columns].itertuples(index=False)
     ]
-
-
-def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str) -> list[int]:
-    lookup = {name: index for index, name in enumerate(label_names)}
-    ids = []
-    for position, value in enumerate(frame[config.label_column]):
-        key = str(_cell(value))
-        if key not in lookup:
-            problem = "is missing" if key == "unknown" else f"{key!r} is not one of {label_names}"
-            raise AdaptersUserError(
-                f"label {problem}", where=f"{where}, row {position + 1}, column {config.label_column!r}"
-            )
-        ids.append(lookup[key])
-    return ids
-
-
-def _numbers(frame: pd.DataFrame, config: DataConfig, where: str) -> list[float]:
-    """Regression targets; a missing or non-numeric cell is refused with its row."""
-    values = pd.to_numeric(frame[config.label_column], errors="coerce")
-    bad = ~np.isfinite(values.to_numpy(dtype=float))
-    if bad.any():
-        position = int(bad.nonzero()[0][0])
-        raw = frame[config.label_column].iloc[position]
-        raise AdaptersUserError(
-            f"target {raw!r} is not a finite number (task: regression)",
-            where=f"{where}, row {position + 1}, column {config.label_column!r}",
-        )
-    return values.astype(float).tolist()
-
-
-def _label_sets(
-    frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str
-) -> list[list[float]]:
-    """Multi-label targets as multi-hot vectors; an empty cell means none of the labels."""
-    lookup = {name: index for index, name in enumerate(label_names)}
-    vectors = []
-    for position, value in enumerate(frame[config.label_column]):
-        vector = [0.0] * len(label_names)
-        for name in _split_labels(value, config.label_separator):
-            if name not in lookup:
-                raise AdaptersUserError(
-                    f"label {name!r} is not one of {label_names}",
-                    where=f"{where}, row {position + 1}, column {config.label_column!r}",
-                )
-            vector[lookup[name]] = 1.0
-        vectors.append(vector)
-    return vectors
-
-
-def _split_labels(value: Any, separator: str) -> list[str]:
-    cell = _cell(value)
-    if cell == "unknown" or str(cell).strip() == "":
-        return []
-    return [part.strip() for part in str(cell).split(separator) if part.strip()]
-
-
-def _targets(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, task: str) -> list:
-    if task == "regression":
-        return _numbers(frame, config, where)
-    if task == "multi_label":
-        return _label_sets(frame, config, label_names, where)
-    return _label_ids(frame, config, label_names, where)
 
 
 def _stratified_split(
@@ -218,26 +155,6 @@ def _row_ids(frame: pd.DataFrame, column: str, where: str) -> list[str]:
             where=f"{where}, column {column!r}",
         )
     return ids.tolist()
-
-
-def _check_train_labels(
-    frames: dict[str, pd.DataFrame], label_names: list[str], column: str | None, where: str
-) -> None:
-    """Training must see two labels or more, and every label that validation or test will score."""
-    where = f"{where}, column {column!r}"
-    seen = set(frames["train"]["label"])
-    if len(seen) < 2:
-        only = ", ".join(repr(label_names[index]) for index in sorted(seen))
-        raise AdaptersUserError(
-            f"the train split has one label value only ({only}); a classifier needs two or more", where=where
-        )
-    for name in ("validation", "test"):
-        unseen = sorted(set(frames[name]["label"]) - seen)
-        if unseen:
-            values = ", ".join(repr(label_names[index]) for index in unseen)
-            raise AdaptersUserError(
-                f"the {name} split has label {values}, which the train split never has", where=where
-            )
 
 
 def to_examples(
@@ -275,7 +192,7 @@ def to_examples(
         {
             "row_id": row_ids,
             "text": render_text(frame, config.template, config.text_columns, where=where),
-            "label": _targets(frame, config, label_names, where, task),
+            "label": targets(frame, config, label_names, where, task),
             **(
                 {"split": frame[config.split_column].astype(str).str.lower().tolist()}
                 if config.split_column
@@ -283,66 +200,6 @@ def to_examples(
             ),
         }
     )
-
-
-def _infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: str, task: str) -> list[str]:
-    if config.label_column is None:
-        raise AdaptersUserError("data.label_column is required", where="data.label_column")
-    if not any(config.label_column in frame.columns for frame in raw.values()):
-        columns = ", ".join(map(str, next(iter(raw.values())).columns))
-        raise AdaptersUserError(
-            f"label column {config.label_column!r} not found; columns: {columns}", where=where
-        )
-    if task == "regression":
-        return [config.label_column]
-    values = pd.concat(
-        [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
-    )
-    if task == "multi_label":
-        names = sorted({name for value in values for name in _split_labels(value, config.label_separator)})
-    else:
-        names = sorted({str(_cell(value)) for value in values if _cell(value) != "unknown"})
-    if len(names) < 2:
-        raise AdaptersUserError(
-            f"need at least two label values, found {names}", where=f"{where}, column {config.label_column!r}"
-        )
-    return names
-
-
-def _check_other_task(frames: dict[str, pd.DataFrame], label_names: list[str], where: str, task: str) -> None:
-    """Regression needs varying targets; multi-label must see in training every label it is scored on."""
-    train = frames["train"]["label"]
-    if task == "regression":
-        if train.nunique() < 2:
-            raise AdaptersUserError(
-                "the train split has one target value only; nothing to learn", where=where
-            )
-        return
-    seen = {index for vector in train for index, value in enumerate(vector) if value}
-    for name in ("validation", "test"):
-        unseen = sorted(
-            {i for vector in frames[name]["label"] for i, value in enumerate(vector) if value} - seen
-        )
-        if unseen:
-            labels = ", ".join(repr(label_names[index]) for index in unseen)
-            raise AdaptersUserError(
-                f"the {name} split has label {labels}, which the train split never has", where
-            )
-
-
-def _label_counts(frame: pd.DataFrame, label_names: list[str], task: str) -> dict[str, Any]:
-    if task == "regression":
-        values = frame["label"].astype(float)
-        return {
-            "mean": float(values.mean()),
-            "std": float(values.std(ddof=0)),
-            "min": float(values.min()),
-            "max": float(values.max()),
-        }
-    if task == "multi_label":
-        totals = [sum(vector[i] for vector in frame["label"]) for i in range(len(label_names))]
-        return {name: int(total) for name, total in zip(label_names, totals, strict=True)}
-    return {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
 
 
 def prepare_data(
@@ -353,7 +210,7 @@ def prepare_data(
     raw = read_source(source if source is not None else config.source, config.format)
     label_names = config.label_names
     if label_names is None and task != "classification":
-        label_names = _infer_label_names(raw, config, where, task)
+        label_names = infer_label_names(raw, config, where, task)
     if label_names is None:
         if config.label_column is None:
             raise AdaptersUserError("data.label_column is required", where="data.label_column")
@@ -365,7 +222,7 @@ def prepare_data(
         values = pd.concat(
             [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
         )
-        label_names = sorted({str(_cell(value)) for value in values if _cell(value) != "unknown"})
+        label_names = sorted({str(cell(value)) for value in values if cell(value) != "unknown"})
         if len(label_names) < 2:
             raise AdaptersUserError(
                 f"need at least two label values, found {label_names}",
@@ -433,15 +290,15 @@ def prepare_data(
         if frame.empty:
             raise AdaptersUserError(f"the {name} split is empty", where=where)
     if task == "classification":
-        _check_train_labels(frames, label_names, config.label_column, where)
+        check_train_labels(frames, label_names, config.label_column, where)
     else:
-        _check_other_task(frames, label_names, f"{where}, column {config.label_column!r}", task)
+        check_other_task(frames, label_names, f"{where}, column {config.label_column!r}", task)
     info = {
         "source": where,
         "task": task,
         "rows": {name: len(frame) for name, frame in frames.items()},
         "train_rows_before_fraction": full_train_rows,
-        "label_counts": {name: _label_counts(frame, label_names, task) for name, frame in frames.items()},
+        "label_counts": {name: label_counts(frame, label_names, task) for name, frame in frames.items()},
     }
     positive = config.positive_label if config.positive_label is not None else label_names[-1]
     if task != "classification":
