@@ -79,33 +79,10 @@ def save_tiny_llama(directory: Path) -> Path:
 
     A decoder with its own LM head, for verbalizer classification (answer words " yes" / " no").
     """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from adapters.testing import save_random_llama
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
     corpus = [" ".join(GOOD_WORDS + BAD_WORDS), "Is this applicant a good credit risk? Answer: yes no"] * 4
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"], show_progress=False)
-    bpe.train_from_iterator(corpus, trainer=trainer, length=len(corpus))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=bpe.get_vocab_size(),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=128,
-        bos_token_id=0,
-        eos_token_id=1,
-    )
-    model = LlamaForCausalLM(config)
-    model.config.name_or_path = str(directory)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    save_random_llama(directory, corpus)
     return directory
 
 

@@ -107,6 +107,7 @@ def check_train_labels(
 
 
 def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: str, task: str) -> list[str]:
+    """Label names found in the data: sorted values (multi-label: sorted parts; regression: the column)."""
     if config.label_column is None:
         raise AdaptersUserError("data.label_column is required", where="data.label_column")
     if not any(config.label_column in frame.columns for frame in raw.values()):

@@ -209,25 +209,8 @@ def prepare_data(
     where = "DataFrame" if source is not None else config.source
     raw = read_source(source if source is not None else config.source, config.format)
     label_names = config.label_names
-    if label_names is None and task != "classification":
-        label_names = infer_label_names(raw, config, where, task)
     if label_names is None:
-        if config.label_column is None:
-            raise AdaptersUserError("data.label_column is required", where="data.label_column")
-        if not any(config.label_column in frame.columns for frame in raw.values()):
-            columns = ", ".join(map(str, next(iter(raw.values())).columns))
-            raise AdaptersUserError(
-                f"label column {config.label_column!r} not found; columns: {columns}", where=where
-            )
-        values = pd.concat(
-            [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
-        )
-        label_names = sorted({str(cell(value)) for value in values if cell(value) != "unknown"})
-        if len(label_names) < 2:
-            raise AdaptersUserError(
-                f"need at least two label values, found {label_names}",
-                where=f"{where}, column {config.label_column!r}",
-            )
+        label_names = infer_label_names(raw, config, where, task)
     label_names = [str(name) for name in label_names]
     if len(label_names) < 2 and task != "regression":
         raise AdaptersUserError(
