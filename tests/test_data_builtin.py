@@ -23,7 +23,7 @@ from adapters.data.builtin import (
 )
 from adapters.errors import AdaptersUserError
 
-NAMES = tuple(BUILTIN_DATASETS)
+NAMES = ("south_german_credit", "statlog_german_credit")  # the German credit releases (loan_notes: tasks)
 ALWAYS_NUMERIC = ("duration", "amount", "age")
 STATLOG_NUMERIC = ("installment_rate", "present_residence", "number_credits", "people_liable")
 
@@ -41,8 +41,9 @@ def _numeric_columns(name: str) -> tuple[str, ...]:
 def test_registry_metadata() -> None:
     """Recipes rely on label id 1 being "bad" and on the default name existing."""
     assert DEFAULT_BUILTIN == "south_german_credit" == NAMES[0]
-    assert set(NAMES) == {"south_german_credit", "statlog_german_credit"}
-    for name, info in BUILTIN_DATASETS.items():
+    assert set(BUILTIN_DATASETS) == {*NAMES, "loan_notes"}
+    for name in NAMES:
+        info = BUILTIN_DATASETS[name]
         assert info.name == name
         assert info.label_column == "credit_risk"
         assert info.label_names == ("good", "bad")
