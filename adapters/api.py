@@ -171,6 +171,20 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
             task=classifier.recipe.task,
         )
         texts, labels = examples["text"].tolist(), examples["label"].tolist()
+    if classifier.task == "token_classification":  # the predicted tags as one-hot rows per word
+        lookup = {name: index for index, name in enumerate(classifier.label_names)}
+        eye = np.eye(len(classifier.label_names))
+        probabilities = np.empty(len(texts), dtype=object)
+        for row, tags in enumerate(classifier.tag(texts)):
+            probabilities[row] = eye[[lookup[tag] for tag in tags]]
+        references = np.empty(len(labels), dtype=object)
+        references[:] = [np.asarray(row) for row in labels]
+        return compute_metrics(
+            classifier.recipe.eval.metrics,
+            probabilities,
+            references,
+            **metric_kwargs(classifier.recipe, classifier.label_names),
+        )
     probabilities = classifier.predict_proba(texts)
     if classifier.problem_type == "regression":
         probabilities = probabilities[:, 0]
@@ -192,12 +206,15 @@ def predict(
         if isinstance(inputs, pd.DataFrame)
         else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
     )
-    probabilities = classifier.predict_proba(frame)
     result = frame.copy()
-    if classifier.problem_type != "regression":  # regression: the prediction is the number itself
-        for index, name in enumerate(classifier.label_names):
-            result[f"prob_{name}"] = probabilities[:, index]
-    result["prediction"] = classifier.decide(probabilities)
+    if classifier.task == "token_classification":  # one tag per word, space-joined
+        result["prediction"] = classifier.predict(frame)
+    else:
+        probabilities = classifier.predict_proba(frame)
+        if classifier.problem_type != "regression":  # regression: the prediction is the number itself
+            for index, name in enumerate(classifier.label_names):
+                result[f"prob_{name}"] = probabilities[:, index]
+        result["prediction"] = classifier.decide(probabilities)
     if output is not None:
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)

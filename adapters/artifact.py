@@ -169,6 +169,10 @@ def predictions_frame(
     regression, the ``prediction``. Multi-label true labels are joined with ``separator``."""
     if task == "regression":
         return pd.DataFrame({"row_id": list(row_ids), "label": list(labels), "prediction": probabilities})
+    if task == "token_classification":  # tags of each word, true and predicted (scored words only)
+        truth = [" ".join(label_names[i] for i in row) for row in labels]
+        predicted = [" ".join(label_names[i] for i in row.argmax(-1)) for row in probabilities]
+        return pd.DataFrame({"row_id": list(row_ids), "label": truth, "prediction": predicted})
     if task == "multi_label":
         truth = [separator.join(n for n, v in zip(label_names, row, strict=True) if v) for row in labels]
     else:
@@ -259,7 +263,7 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
     test = data.frames["test"]
     predictions_frame(
         test["row_id"],
-        test["label"],
+        test["label"].tolist(),
         outcome.test_probabilities,
         data.label_names,
         recipe.task,
@@ -308,6 +312,7 @@ class Classifier:
         self.threshold = float(getattr(config, "decision_threshold", 0.5))
         self.problem_type = getattr(config, "problem_type", None)
         self.label_thresholds = getattr(config, "label_thresholds", None)
+        self.task = getattr(config, "adapters_task", None) or "classification"
         self.scale = target_scale(config)
         self.positive_label = getattr(config, "positive_label", None)
         self.device = next(self.model.parameters()).device
@@ -326,6 +331,11 @@ class Classifier:
     def predict_proba(self, inputs: pd.DataFrame | Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """An (n, num_labels) array of probabilities, columns in ``label_names`` order."""
         import torch
+
+        if self.task == "token_classification":
+            raise AdaptersUserError(
+                "a token classifier tags words: use predict() or tag()", where=str(self.directory)
+            )
 
         texts = with_question(self.texts(inputs), self.verbalizer)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -346,9 +356,41 @@ class Classifier:
                 out[chunk] = scores.reshape(len(chunk), -1)
         return out
 
-    def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
-        """Label names for the inputs (see :meth:`decide`)."""
+    def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[Any]:
+        """Label names for the inputs (see :meth:`decide`); token classification: space-joined tags."""
+        if self.task == "token_classification":
+            return [" ".join(tags) for tags in self.tag(inputs)]
         return self.decide(self.predict_proba(inputs))
+
+    def tag(self, inputs: pd.DataFrame | Sequence[str] | str, batch_size: int = 64) -> list[list[str]]:
+        """Token classification: one tag per whitespace-separated word (words past max_length: "O")."""
+        import torch
+
+        words = [text.split() for text in self.texts(inputs)]
+        tags: list[list[str]] = []
+        with torch.no_grad():
+            for start in range(0, len(words), batch_size):
+                chunk = words[start : start + batch_size]
+                encoded = self.tokenizer(
+                    chunk,
+                    is_split_into_words=True,
+                    truncation=True,
+                    max_length=self.recipe.data.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
+                best = (
+                    self.model(**{k: v.to(self.device) for k, v in encoded.items()}).logits.argmax(-1).cpu()
+                )
+                for row, row_words in enumerate(chunk):
+                    found = ["O"] * len(row_words)
+                    previous = None
+                    for position, word in enumerate(encoded.word_ids(row)):
+                        if word is not None and word != previous:
+                            found[word] = self.label_names[int(best[row, position])]
+                        previous = word
+                    tags.append(found)
+        return tags
 
     def decide(self, probabilities: np.ndarray) -> list[Any]:
         """Binary tasks apply the saved decision threshold to P(positive); others take the argmax.

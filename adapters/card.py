@@ -42,7 +42,11 @@ def render_model_card(
     card_data = {
         "library_name": "peft",
         "base_model": base_id,
-        "pipeline_tag": "text-generation" if recipe.model.verbalizer else "text-classification",
+        "pipeline_tag": "text-generation"
+        if recipe.model.verbalizer
+        else "token-classification"
+        if recipe.task == "token_classification"
+        else "text-classification",
         "tags": ["peft", recipe.method.type, "peft-recipes"],
         "model-index": [
             {
@@ -81,7 +85,11 @@ def render_model_card(
         ),
         task_line=_task_line(recipe, data.label_names),
         decision_line=_decision_line(recipe, data.label_names),
-        use_code=_USE_VERBALIZER if recipe.model.verbalizer else _USE_HEAD,
+        use_code=_USE_VERBALIZER
+        if recipe.model.verbalizer
+        else _USE_HEAD.replace("SequenceClassification", "TokenClassification")
+        if recipe.task == "token_classification"
+        else _USE_HEAD,
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",
         modules_to_save=", ".join(f"`{m}`" for m in base.get("modules_to_save", [])) or "none",
         data_source=source,
@@ -117,6 +125,8 @@ tokenizer = AutoTokenizer.from_pretrained("PATH")  # left padding
 
 
 def _task_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "token_classification":
+        return f"token classification (one tag per word: {', '.join(labels)})"
     if recipe.task == "regression":
         return f"regression of `{labels[0]}` (predictions in its own units)"
     if recipe.task == "multi_label":
@@ -128,6 +138,8 @@ def _task_line(recipe: Recipe, labels: list[str]) -> str:
 
 
 def _decision_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "token_classification":
+        return "Each word gets the most probable tag of its first sub-word token."
     if recipe.task == "regression":
         return (
             "The model learned the standardised target; `config.json` holds `target_mean` and `target_std`."

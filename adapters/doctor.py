@@ -155,7 +155,7 @@ def _model_checks(recipe: Any, label_names: list[str], kind: str, processes: int
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from adapters.modeling import _check_has_head, auto_model_class, head_plan, resolve_base_model
+    from adapters.modeling import _check_has_head, auto_model_class, head_plan, model_kind, resolve_base_model
 
     model = recipe.model
     checks: list[Check] = []
@@ -165,7 +165,7 @@ def _model_checks(recipe: Any, label_names: list[str], kind: str, processes: int
     try:
         base_config = AutoConfig.from_pretrained(load_path, **common, **model.config_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
-        _check_has_head(base_config, model.name_or_path, verbalizer)
+        _check_has_head(base_config, model.name_or_path, model_kind(recipe.task, verbalizer))
     except AdaptersUserError as exc:
         return [Check("model", "FAIL", str(exc))]
     except Exception as exc:  # unreachable Hub, missing files, unknown model type
@@ -186,7 +186,7 @@ def _model_checks(recipe: Any, label_names: list[str], kind: str, processes: int
             )
         )
     extra = list(recipe.method.peft_kwargs().get("modules_to_save") or [])
-    auto_class = auto_model_class(verbalizer)
+    auto_class = auto_model_class(model_kind(recipe.task, verbalizer))
     try:
         heads, _ = head_plan(load_path, base_config, model.revision, extra, auto_class)
     except Exception as exc:  # no safetensors, or the Hub unreachable
@@ -251,14 +251,14 @@ def _trainable_on_meta(recipe: Any, skeleton: Any, heads: list[str], checks: lis
 
     import peft
 
-    from adapters.modeling import _peft_error, build_peft_config
+    from adapters.modeling import _peft_error, build_peft_config, model_kind, peft_task_type
 
     try:
         config = build_peft_config(
             recipe.method,
             heads,
             total_steps=100,
-            task_type="CAUSAL_LM" if recipe.model.verbalizer else "SEQ_CLS",
+            task_type=peft_task_type(model_kind(recipe.task, recipe.model.verbalizer is not None)),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # PEFT reads a deprecated checkpointing flag

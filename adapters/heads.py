@@ -31,6 +31,7 @@ PROBLEM_TYPES = {
     "classification": "single_label_classification",
     "multi_label": "multi_label_classification",
     "regression": "regression",
+    "token_classification": None,  # transformers has no problem_type for it; config.adapters_task says it
 }
 
 
@@ -112,6 +113,12 @@ def task_loss(
     elif problem_type == "regression":
         target = (labels.float() - scale[0]) / scale[1]
         loss = functional.mse_loss(logits.squeeze(-1), target, reduction="none")
+    elif logits.dim() == 3:  # token classification: (batch, tokens, tags); -100 marks tokens not scored
+        per_token = functional.cross_entropy(logits.transpose(1, 2), labels, weight=weights, reduction="none")
+        scored = (labels != -100).float()
+        if reduction == "mean":
+            return (per_token * scored).sum() / scored.sum().clamp(min=1)
+        loss = (per_token * scored).sum(-1) / scored.sum(-1).clamp(min=1)
     else:
         return functional.cross_entropy(logits, labels, weight=weights, reduction=reduction)
     return loss.mean() if reduction == "mean" else loss

@@ -31,6 +31,8 @@ __all__ = [
     "resolve_base_model",
     "head_plan",
     "auto_model_class",
+    "model_kind",
+    "peft_task_type",
     "new_module_names",
     "label_config_kwargs",
 ]
@@ -224,37 +226,54 @@ def _pad_left(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def auto_model_class(verbalizer: bool) -> Any:
-    """AutoModelForCausalLM for a verbalizer, else AutoModelForSequenceClassification."""
+# What the base model is loaded as, per kind of output: (auto class, transformers mapping, words, PEFT task)
+_KINDS = {
+    "sequence": (
+        "AutoModelForSequenceClassification",
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
+        "sequence-classification",
+        "SEQ_CLS",
+    ),
+    "token": (
+        "AutoModelForTokenClassification",
+        "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
+        "token-classification",
+        "TOKEN_CLS",
+    ),
+    "causal_lm": ("AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING", "causal-LM", "CAUSAL_LM"),
+}
+
+
+def model_kind(task: str, verbalizer: bool) -> str:
+    """``causal_lm`` for a verbalizer, ``token`` for token classification, else ``sequence``."""
+    return "causal_lm" if verbalizer else "token" if task == "token_classification" else "sequence"
+
+
+def auto_model_class(kind: str) -> Any:
+    """The transformers Auto class a base model of this kind loads with."""
     import transformers
 
-    return (
-        transformers.AutoModelForCausalLM if verbalizer else transformers.AutoModelForSequenceClassification
-    )
+    return getattr(transformers, _KINDS[kind][0])
 
 
-def _check_has_head(base_config: Any, name: str, verbalizer: bool) -> None:
+def peft_task_type(kind: str) -> str:
+    return _KINDS[kind][3]
+
+
+def _check_has_head(base_config: Any, name: str, kind: str) -> None:
     """The base model's type must have the needed class in transformers (or ship one)."""
     from transformers.models.auto import modeling_auto
 
-    mapping, auto_name, kind = (
-        (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING, "AutoModelForCausalLM", "causal-LM")
-        if verbalizer
-        else (
-            modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
-            "AutoModelForSequenceClassification",
-            "sequence-classification",
-        )
-    )
+    auto_name, mapping_name, words, _ = _KINDS[kind]
     remote = auto_name in (getattr(base_config, "auto_map", None) or {})
-    if type(base_config) not in mapping and not remote:
+    if type(base_config) not in getattr(modeling_auto, mapping_name) and not remote:
         hint = (
             "a verbalizer needs a decoder (GPT-2, Llama, Qwen, ...); use head: classifier for encoders"
-            if verbalizer
+            if kind == "causal_lm"
             else "start from a text model (BERT, RoBERTa, MiniLM, GPT-2, Llama, ...)"
         )
         raise AdaptersUserError(
-            f"model type {base_config.model_type!r} of {name!r} has no {kind} class in transformers; {hint}",
+            f"model type {base_config.model_type!r} of {name!r} has no {words} class in transformers; {hint}",
             where="model.name_or_path",
         )
 
@@ -300,7 +319,8 @@ def build_model(
     from transformers import AutoConfig, AutoTokenizer
 
     verbalizer = model_config.verbalizer
-    auto_class = auto_model_class(verbalizer is not None)
+    kind = model_kind(task, verbalizer is not None)
+    auto_class = auto_model_class(kind)
     name = model_config.name_or_path
     load_path, provenance = resolve_base_model(name)
     _check_loadable(name, load_path)
@@ -320,10 +340,11 @@ def build_model(
             )
     except (OSError, ValueError) as exc:
         raise _load_error(exc, model_config) from None
-    _check_has_head(base_config, name, verbalizer is not None)
+    _check_has_head(base_config, name, kind)
     if tokenizer.pad_token is None:  # decoder models: pad with EOS, and tell the model which id that is
         tokenizer.pad_token = tokenizer.eos_token
     base_config.pad_token_id = tokenizer.pad_token_id
+    base_config.adapters_task = task
     base_config.decision_threshold = threshold
     base_config.positive_label = positive_label
     if verbalizer is not None:
@@ -406,9 +427,7 @@ def build_model(
                 where="method.type",
             )
     prepare_for_training(model, quant is not None, device, gradient_checkpointing)
-    peft_config = build_peft_config(
-        method, heads, total_steps, "CAUSAL_LM" if verbalizer is not None else "SEQ_CLS"
-    )
+    peft_config = build_peft_config(method, heads, total_steps, peft_task_type(kind))
     # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
     peft_config.revision = model_config.revision

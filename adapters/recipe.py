@@ -52,6 +52,10 @@ TASK_METRICS = {
         "f1_micro",
     ),
     "regression": (("mse", "rmse", "mae", "r2"), "r2"),
+    "token_classification": (
+        ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
+        "entity_f1",
+    ),
 }
 
 DEFAULT_METRICS = [
@@ -246,7 +250,8 @@ class Recipe(_Section):
     description: str = ""
     # classification: one label per text (softmax); multi_label: any number of labels per text (one
     # sigmoid each, per-label thresholds tuned on validation); regression: one number per text (MSE).
-    task: Literal["classification", "multi_label", "regression"] = "classification"
+    # token_classification: one tag per word (BIO), words whitespace-separated in one text column.
+    task: Literal["classification", "multi_label", "regression", "token_classification"] = "classification"
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -288,8 +293,14 @@ class Recipe(_Section):
                 raise ValueError(f"model.verbalizer.words has no word for labels {missing}")
         if self.model.head == "verbalizer" and self.task != "classification":
             raise ValueError(f"model.head: verbalizer is for classification, not task: {self.task}")
-        if self.task == "regression" and (self.eval.cost_matrix or self.data.class_weights != "none"):
-            raise ValueError("eval.cost_matrix and data.class_weights are for classification, not regression")
+        if self.task != "classification" and (self.eval.cost_matrix or self.data.class_weights != "none"):
+            raise ValueError(
+                f"eval.cost_matrix and data.class_weights are for classification, not {self.task}"
+            )
+        if self.task == "token_classification" and len(self.data.text_columns or []) != 1:
+            raise ValueError(
+                "task: token_classification reads its words from exactly one data.text_columns column"
+            )
         check_method_for_task(self.method.type, self.peft_task)
         return self
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from adapters.hub import quiet_loading
-from adapters.modeling import _pad_left, auto_model_class, resolve_base_model
+from adapters.modeling import _pad_left, auto_model_class, model_kind, resolve_base_model
 from adapters.quantization import DTYPES, disable_avx512bf16, quantization_config
 from adapters.recipe import ModelConfig
 
@@ -22,6 +22,7 @@ OWN_CONFIG_KEYS = (
     "label_thresholds",
     "target_mean",
     "target_std",
+    "adapters_task",
     "quantization_skip_modules",
 )
 
@@ -63,7 +64,8 @@ def load_adapter_model(
         if device.type != "cpu":
             kwargs["device_map"] = {"": device}
     with quiet_loading():  # the base model's load report lists the head that the adapter then restores
-        base = auto_model_class(verbalizer is not None).from_pretrained(base_path, **kwargs)
+        kind = model_kind(getattr(saved, "adapters_task", None) or "classification", verbalizer is not None)
+        base = auto_model_class(kind).from_pretrained(base_path, **kwargs)
         for key in OWN_CONFIG_KEYS:  # what the adapter's config.json adds to the base model's
             setattr(base.config, key, getattr(saved, key, None))
         model = PeftModel.from_pretrained(base, adapter_dir)

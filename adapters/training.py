@@ -39,6 +39,7 @@ __all__ = [
     "run_training",
     "no_accelerator_device",
     "predict_probabilities",
+    "predict_tags",
     "metric_kwargs",
     "class_weight_tensor",
     "check_topology",
@@ -99,7 +100,7 @@ def metric_kwargs(
     """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``; for the other
     tasks, the task (and multi-label's per-label ``thresholds``)."""
     if recipe.task != "classification":
-        return {"task": recipe.task, "thresholds": thresholds}
+        return {"task": recipe.task, "thresholds": thresholds, "label_names": label_names}
     positive = recipe.data.positive_label
     cost = None
     for key, names in (
@@ -170,6 +171,40 @@ def predict_probabilities(
         torch.cat(labels)[order].numpy(),
         float(torch.cat(losses).mean()),
     )
+
+
+@torch.no_grad()
+def predict_tags(
+    model: Any,
+    loader: Any,
+    accelerator: Accelerator,
+    input_names: list[str],
+    answer_ids: list[int] | None = None,
+    problem_type: str | None = None,
+    scale: tuple[float, float] = (0.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Token classification: per row, the tag probabilities (words, tags) of its scored words and their
+    true tags (object arrays in row order), and the mean loss; batches padded alike across processes."""
+    model.eval()
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    losses = []
+    for batch in loader:
+        logits = class_logits(model, _model_inputs(batch, input_names), None).float()
+        loss = task_loss(logits, batch["labels"], None, reduction="none")
+        probabilities = accelerator.pad_across_processes(logits.softmax(-1), dim=1)
+        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+        gathered = accelerator.gather_for_metrics((probabilities, labels, batch["row_index"], loss))
+        probabilities, labels, positions, loss = (value.cpu() for value in gathered)
+        for row_probabilities, row_labels, position in zip(probabilities, labels, positions, strict=True):
+            scored = row_labels != -100
+            rows[int(position)] = (row_probabilities[scored].numpy(), row_labels[scored].numpy())
+        losses.append(loss)
+    order = sorted(rows)
+    scores = np.empty(len(order), dtype=object)
+    truth = np.empty(len(order), dtype=object)
+    for index, position in enumerate(order):
+        scores[index], truth[index] = rows[position]
+    return scores, truth, float(torch.cat(losses).mean())
 
 
 def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
@@ -252,7 +287,11 @@ def run_training(
     answer_ids = verbalizer["token_ids"] if verbalizer else None
     with accelerator.main_process_first():
         tokenized = tokenize_splits(
-            data.to_datasets(), built.tokenizer, recipe.data.max_length, verbalizer and verbalizer["question"]
+            data.to_datasets(),
+            built.tokenizer,
+            recipe.data.max_length,
+            verbalizer and verbalizer["question"],
+            word_tags=recipe.task == "token_classification",
         )
     loaders = {
         name: make_dataloader(
@@ -279,6 +318,7 @@ def run_training(
         built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler
     )
     problem_type = PROBLEM_TYPES[recipe.task]
+    predict = predict_tags if recipe.task == "token_classification" else predict_probabilities
     scale = (0.0, 1.0)
     if recipe.task == "regression":  # learn the standardised target; the scale travels in config.json
         targets = data.frames["train"]["label"].astype(float)
@@ -316,7 +356,7 @@ def run_training(
         accelerator.init_trackers("train", config=_flat_hparams(recipe))
 
     def validate() -> dict[str, float]:
-        probs, labels, loss = predict_probabilities(
+        probs, labels, loss = predict(
             model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
         )
         return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
@@ -410,7 +450,7 @@ def run_training(
         thresholds = best_thresholds(val_scores, val_labels)
         unwrapped.get_base_model().config.label_thresholds = thresholds
         metric_args = metric_kwargs(recipe, data.label_names, thresholds)
-    test_probabilities, labels, loss = predict_probabilities(
+    test_probabilities, labels, loss = predict(
         model, test_loader, accelerator, input_names, answer_ids, problem_type, scale
     )
     metrics = {

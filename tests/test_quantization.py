@@ -62,3 +62,19 @@ def test_other_tasks_train_on_a_4bit_base(tiny_model_dir: Path, tmp_path: Path, 
         == {"multi_label": "multi_label_classification", "regression": "regression"}[task]
     )
     assert np.isfinite(classifier.predict_proba(["debt late teacher"])).all()
+
+
+@pytest.mark.bnb
+def test_token_classification_on_a_4bit_base(tiny_model_dir: Path, tmp_path: Path) -> None:
+    overrides = {
+        "model.name_or_path": str(tiny_model_dir),
+        "model.quantization": "4bit",
+        "training.max_steps": 4,
+        "training.eval_every": 2,
+        "data.train_fraction": 0.2,
+        "data.max_length": 48,
+    }
+    result = adapters.train("loan-notes/pii-tagging", overrides, output_dir=tmp_path / "tok4", progress=False)
+    assert result.summary["parity_max_abs_diff"] < 2e-2
+    (tags,) = adapters.load(result.output_dir).tag(["Call Anna Weber on +49-0301234567 ."])
+    assert len(tags) == 6

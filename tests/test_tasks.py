@@ -189,3 +189,75 @@ def test_loan_notes_are_reproducible_and_tagged() -> None:
     for tokens, tags in zip(first["tokens"], first["pii_tags"], strict=True):
         assert len(tokens.split()) == len(tags.split()) and set(tags.split()) <= set(PII_TAGS)
     assert first["pii_tags"].str.contains("B-IBAN").any() and first["pii_tags"].str.contains("I-NAME").any()
+
+
+PII_OVERRIDES = {
+    "training.epochs": 8,
+    "training.learning_rate": 3e-2,
+    "training.early_stopping_patience": None,
+    "data.train_fraction": 0.5,
+    "data.max_length": 64,
+}
+
+
+def test_pii_tagging_recipe_tags_words_and_reloads(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """recipes/loan-notes/pii-tagging.yaml (token classification) with the tiny model."""
+    from peft import PeftModel
+    from transformers import AutoModelForTokenClassification
+
+    overrides = {"model.name_or_path": str(tiny_model_dir), **PII_OVERRIDES}
+    result = adapters.train("loan-notes/pii-tagging", overrides, output_dir=tmp_path / "pii", progress=False)
+    test = result.metrics["test"]
+    assert set(test) == {"loss", "entity_f1", "entity_precision", "entity_recall", "token_accuracy"}
+    assert test["entity_f1"] > 0.2 and test["token_accuracy"] > 0.9  # learns; most words are O
+    assert result.summary["parity_max_abs_diff"] < 1e-4
+    saved = pd.read_csv(result.output_dir / "predictions.csv")
+    assert list(saved.columns) == ["row_id", "label", "prediction"]
+    classifier = adapters.load(result.output_dir)
+    assert classifier.label_names[0] == "O" and set(classifier.label_names) == {
+        "O",
+        "B-NAME",
+        "I-NAME",
+        "B-IBAN",
+        "B-PHONE",
+    }
+    note = "Salary is paid into account DE12345678901234567890 ."
+    (tags,) = classifier.tag([note])
+    assert len(tags) == len(note.split()) and tags[5] == "B-IBAN"
+    with pytest.raises(AdaptersUserError, match="tags words"):
+        classifier.predict_proba([note])
+    from adapters.data.synthetic import loan_notes
+
+    scored = adapters.evaluate(result.output_dir, _write(tmp_path, loan_notes(40)))
+    assert 0 <= scored["entity_f1"] <= 1 and scored["token_accuracy"] > 0.8
+    out = adapters.predict(result.output_dir, loan_notes(3))
+    assert [len(tags.split()) for tags in out["prediction"]] == [
+        len(words.split()) for words in out["tokens"]
+    ]
+    # plain transformers + PEFT give the same per-token logits
+    base = AutoModelForTokenClassification.from_pretrained(
+        str(tiny_model_dir), num_labels=5, id2label=dict(enumerate(classifier.label_names))
+    )
+    plain = PeftModel.from_pretrained(base, str(result.output_dir)).eval()
+    encoded = classifier.tokenizer([note], return_tensors="pt")
+    import torch
+
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**encoded).logits, classifier.model(**encoded).logits)
+
+
+def test_word_tags_errors_and_alignment(tiny_model_dir: Path) -> None:
+    from adapters.data.synthetic import loan_notes
+    from adapters.data.tokenize import align_word_tags
+
+    assert align_word_tags([None, 0, 0, 1, None], [3, 4]) == [-100, 3, -100, 4, -100]
+    frame = loan_notes(40)
+    frame.loc[2, "pii_tags"] = "O O"
+    recipe = tiny_recipe(tiny_model_dir)
+    recipe["task"] = "token_classification"
+    recipe["data"] = {"text_columns": ["tokens"], "label_column": "pii_tags", "max_length": 32}
+    recipe.pop("eval")
+    with pytest.raises(AdaptersUserError, match=r"row 3, column 'pii_tags': 2 tags for \d+ words"):
+        adapters.train(recipe, data=frame, output_dir="x", progress=False)
+    with pytest.raises(AdaptersUserError, match="exactly one data.text_columns"):
+        load_recipe({"task": "token_classification", "data": {"text_columns": ["a", "b"]}})

@@ -78,7 +78,26 @@ def _split_labels(value: Any, separator: str) -> list[str]:
     return [part.strip() for part in str(text).split(separator) if part.strip()]
 
 
+def _tag_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str) -> list[list[int]]:
+    """Token classification: one tag per whitespace-separated word of the text column, as ids."""
+    lookup = {name: index for index, name in enumerate(label_names)}
+    column = (config.text_columns or [""])[0]
+    ids = []
+    for position, (text, tags) in enumerate(zip(frame[column], frame[config.label_column], strict=True)):
+        words, names = str(cell(text)).split(), str(cell(tags)).split()
+        place = f"{where}, row {position + 1}, column {config.label_column!r}"
+        if len(words) != len(names):
+            raise AdaptersUserError(f"{len(names)} tags for {len(words)} words in {column!r}", where=place)
+        unknown = [name for name in names if name not in lookup]
+        if unknown:
+            raise AdaptersUserError(f"tag {unknown[0]!r} is not one of {label_names}", where=place)
+        ids.append([lookup[name] for name in names])
+    return ids
+
+
 def targets(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, task: str) -> list:
+    if task == "token_classification":
+        return _tag_ids(frame, config, label_names, where)
     if task == "regression":
         return _numbers(frame, config, where)
     if task == "multi_label":
@@ -120,7 +139,10 @@ def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: s
     values = pd.concat(
         [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
     )
-    if task == "multi_label":
+    if task == "token_classification":  # "O" (outside any entity) first, as taggers expect
+        tags = {tag for value in values for tag in str(cell(value)).split()}
+        names = sorted(tags, key=lambda tag: (tag != "O", tag))
+    elif task == "multi_label":
         names = sorted({name for value in values for name in _split_labels(value, config.label_separator)})
     else:
         names = sorted({str(cell(value)) for value in values if cell(value) != "unknown"})
@@ -134,6 +156,10 @@ def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: s
 def check_other_task(frames: dict[str, pd.DataFrame], label_names: list[str], where: str, task: str) -> None:
     """Regression needs varying targets; multi-label must see in training every label it is scored on."""
     train = frames["train"]["label"]
+    if task == "token_classification":
+        if len({tag for row in train for tag in row}) < 2:
+            raise AdaptersUserError("the train split has one tag only; nothing to learn", where=where)
+        return
     if task == "regression":
         if train.nunique() < 2:
             raise AdaptersUserError(
@@ -161,6 +187,9 @@ def label_counts(frame: pd.DataFrame, label_names: list[str], task: str) -> dict
             "min": float(values.min()),
             "max": float(values.max()),
         }
+    if task == "token_classification":
+        counts = pd.Series([tag for row in frame["label"] for tag in row]).value_counts()
+        return {name: int(counts.get(index, 0)) for index, name in enumerate(label_names)}
     if task == "multi_label":
         totals = [sum(vector[i] for vector in frame["label"]) for i in range(len(label_names))]
         return {name: int(total) for name, total in zip(label_names, totals, strict=True)}

@@ -70,6 +70,10 @@ def resolve_data_config(config: DataConfig) -> DataConfig:
     updates: dict[str, Any] = {}
     if not config.template and not config.text_columns:
         updates["template"] = builtin.template
+    if config.label_column not in (None, builtin.label_column):
+        return config.model_copy(
+            update=updates
+        )  # another column is the target: its labels come from the data
     if config.label_column is None:
         updates["label_column"] = builtin.label_column
     if config.label_names is None:

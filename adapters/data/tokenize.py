@@ -14,31 +14,57 @@ from torch.utils.data import DataLoader, Sampler
 
 from adapters.hub import quiet_loading
 
-__all__ = ["tokenize_splits", "make_dataloader", "EpochSeededLengthGroupedSampler"]
+__all__ = ["tokenize_splits", "make_dataloader", "align_word_tags", "EpochSeededLengthGroupedSampler"]
 
 
-def tokenize_splits(splits: Any, tokenizer: Any, max_length: int, question: str | None = None) -> Any:
+def align_word_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
+    """One label per token: the word's tag on its first token, -100 (not scored) elsewhere."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(tags[word] if word is not None and word != previous else -100)
+        previous = word
+    return labels
+
+
+def tokenize_splits(
+    splits: Any, tokenizer: Any, max_length: int, question: str | None = None, word_tags: bool = False
+) -> Any:
     """Tokenize every split once (no padding); keep ``row_id``, ``label`` and a ``length`` column.
 
-    ``question`` (a verbalizer's) is appended to every text, as at prediction time.
+    ``question`` (a verbalizer's) is appended to every text, as at prediction time. ``word_tags`` (token
+    classification): the text is split into words, and each word's tag goes to its first token.
     """
     from adapters.heads import with_question
 
     verbalizer = {"question": question} if question else None
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        encoded = tokenizer(with_question(batch["text"], verbalizer), truncation=True, max_length=max_length)
+        if word_tags:
+            words = [text.split() for text in batch["text"]]
+            encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+            encoded["labels"] = [
+                align_word_tags(encoded.word_ids(row), tags) for row, tags in enumerate(batch["label"])
+            ]
+        else:
+            encoded = tokenizer(
+                with_question(batch["text"], verbalizer), truncation=True, max_length=max_length
+            )
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
+    removed = ["text", "label"] if word_tags else ["text"]
     with quiet_loading():  # seconds at most; the training bar (or --no-progress) speaks for the run
-        return splits.map(encode, batched=True, remove_columns=["text"])
+        return splits.map(encode, batched=True, remove_columns=removed)
 
 
-def _collator(tokenizer: Any):
-    from transformers import DataCollatorWithPadding
+def _collator(tokenizer: Any, word_tags: bool = False):
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
-    pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    pad = (
+        DataCollatorForTokenClassification(tokenizer)  # pads labels with -100 too
+        if word_tags
+        else DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    )
 
     def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
         row_ids = [int(feature.pop("row_index")) for feature in features]
@@ -96,7 +122,8 @@ def make_dataloader(
     columns = [name for name in dataset.column_names if name not in ("row_id",)]
     dataset = dataset.with_format(columns=columns)
     lengths = list(dataset["length"])
-    common = {"collate_fn": _collator(tokenizer), "generator": torch.Generator().manual_seed(seed)}
+    word_tags = "labels" in dataset.column_names
+    common = {"collate_fn": _collator(tokenizer, word_tags), "generator": torch.Generator().manual_seed(seed)}
     if train:
         sampler = EpochSeededLengthGroupedSampler(lengths, group_size or batch_size, seed)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)

@@ -88,6 +88,7 @@ def compute_metrics(
     cost_matrix: Sequence[Sequence[float]] | None = None,
     task: str = "classification",
     thresholds: Sequence[float] | None = None,
+    label_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Compute metrics on probabilities (n, num_classes) and label ids (n,); values are python floats.
 
@@ -108,9 +109,14 @@ def compute_metrics(
     if task != "classification":
         from adapters.metrics.tasks import TaskMetric
 
-        modules = [TaskMetric(name, task, thresholds) for name in wanted]
-        predictions = [float(v) for v in probabilities] if task == "regression" else probabilities.tolist()
-        references = [float(v) for v in references] if task == "regression" else references.tolist()
+        modules = [TaskMetric(name, task, thresholds, label_names) for name in wanted]
+        if task == "token_classification":  # per row: predicted and true tag ids of its scored words
+            predictions = [[int(i) for i in row.argmax(-1)] for row in probabilities]
+            references = [[int(i) for i in row] for row in references]
+        elif task == "regression":
+            predictions, references = [float(v) for v in probabilities], [float(v) for v in references]
+        else:
+            predictions, references = probabilities.tolist(), references.tolist()
         raw = evaluate.combine(modules).compute(predictions=predictions, references=references)
         return {key: _as_float(key, value) for key, value in raw.items()}
     costs = validate_config(positive_label, threshold, cost_matrix)

@@ -46,6 +46,7 @@ def _multi_label(name: str, hard: np.ndarray, target: np.ndarray) -> float:
 
 TASK_BUILTINS = {
     "regression": ("mse", "rmse", "mae", "r2"),
+    "token_classification": ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
     "multi_label": (
         "f1_micro",
         "f1_macro",
@@ -56,6 +57,43 @@ TASK_BUILTINS = {
         "subset_accuracy",
     ),
 }
+
+
+def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """(start, end, type) of each BIO entity; an I- tag without its B- starts an entity (as seqeval)."""
+    spans, start, kind = set(), None, None
+    for index, tag in enumerate([*tags, "O"]):
+        prefix, _, name = tag.partition("-")
+        if start is not None and (prefix != "I" or name != kind):
+            spans.add((start, index, kind))
+            start, kind = None, None
+        if prefix == "B" or (prefix == "I" and start is None):
+            start, kind = index, name
+    return spans
+
+
+def _token_scores(
+    name: str, predicted: list[list[int]], target: list[list[int]], labels: Sequence[str]
+) -> float:
+    if name == "token_accuracy":
+        pairs = [
+            (p, t)
+            for row_p, row_t in zip(predicted, target, strict=True)
+            for p, t in zip(row_p, row_t, strict=True)
+        ]
+        return float(np.mean([p == t for p, t in pairs])) if pairs else float("nan")
+    found = hits = expected = 0
+    for row_p, row_t in zip(predicted, target, strict=True):
+        spans_p = entity_spans([labels[i] for i in row_p])
+        spans_t = entity_spans([labels[i] for i in row_t])
+        found, expected, hits = found + len(spans_p), expected + len(spans_t), hits + len(spans_p & spans_t)
+    precision = hits / found if found else 0.0
+    recall = hits / expected if expected else 0.0
+    if name == "entity_precision":
+        return precision
+    if name == "entity_recall":
+        return recall
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def best_thresholds(probabilities: np.ndarray, targets: np.ndarray) -> list[float]:
@@ -88,6 +126,7 @@ class TaskMetric(evaluate.Metric):
         name: str,
         task: str,
         thresholds: Sequence[float] | None = None,
+        label_names: Sequence[str] | None = None,
         keep_in_memory: bool = True,
         **kw: Any,
     ) -> None:
@@ -98,6 +137,7 @@ class TaskMetric(evaluate.Metric):
             )
         self.metric_name, self.task = name, task
         self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=float)
+        self.label_names = list(label_names or [])
         super().__init__(config_name=name, keep_in_memory=keep_in_memory, **kw)
         self.info.module_name = name
 
@@ -107,6 +147,8 @@ class TaskMetric(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         value = datasets.Value("float64")
         kind = value if self.task == "regression" else datasets.Sequence(value)
+        if self.task == "token_classification":
+            kind = datasets.Sequence(datasets.Value("int64"))
         return evaluate.MetricInfo(
             description=f"{self.metric_name} ({self.task})",
             citation="",
@@ -114,6 +156,9 @@ class TaskMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions: Any = None, references: Any = None) -> dict[str, float]:
+        if self.task == "token_classification":
+            rows_p, rows_t = [list(row) for row in predictions], [list(row) for row in references]
+            return {self.metric_name: _token_scores(self.metric_name, rows_p, rows_t, self.label_names)}
         predicted, target = np.asarray(predictions, dtype=float), np.asarray(references, dtype=float)
         if self.task == "regression":
             return {self.metric_name: _regression(self.metric_name, predicted, target)}
