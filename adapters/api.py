@@ -207,7 +207,7 @@ def predict(
         else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
     )
     result = frame.copy()
-    if classifier.task == "token_classification":  # one tag per word, space-joined
+    if classifier.task in ("token_classification", "sft"):  # tags per word, or generated responses
         result["prediction"] = classifier.predict(frame)
     else:
         probabilities = classifier.predict_proba(frame)

@@ -169,6 +169,9 @@ def predictions_frame(
     regression, the ``prediction``. Multi-label true labels are joined with ``separator``."""
     if task == "regression":
         return pd.DataFrame({"row_id": list(row_ids), "label": list(labels), "prediction": probabilities})
+    if task == "sft":  # the reference response and the model's mean loss per response token on it
+        losses = probabilities[:, 0] / np.maximum(probabilities[:, 1], 1)
+        return pd.DataFrame({"row_id": list(row_ids), "label": list(labels), "loss_per_token": losses})
     if task == "token_classification":  # tags of each word, true and predicted (scored words only)
         truth = [" ".join(label_names[i] for i in row) for row in labels]
         predicted = [" ".join(label_names[i] for i in row.argmax(-1)) for row in probabilities]
@@ -208,6 +211,8 @@ def check_parity(
     model.eval()
     verbalizer = verbalizer_of(reloaded.get_base_model())
     answer_ids = verbalizer["token_ids"] if verbalizer else None
+    if getattr(reloaded.get_base_model().config, "adapters_task", None) == "sft":
+        answer_ids = slice(None)  # the whole next-token distribution at the last position
     encoded = tokenizer(
         with_question(texts, verbalizer),
         truncation=True,
@@ -332,10 +337,9 @@ class Classifier:
         """An (n, num_labels) array of probabilities, columns in ``label_names`` order."""
         import torch
 
-        if self.task == "token_classification":
-            raise AdaptersUserError(
-                "a token classifier tags words: use predict() or tag()", where=str(self.directory)
-            )
+        if self.task in ("token_classification", "sft"):
+            what = "tags words: use predict() or tag()" if self.task != "sft" else "generates: use predict()"
+            raise AdaptersUserError(f"this adapter {what}", where=str(self.directory))
 
         texts = with_question(self.texts(inputs), self.verbalizer)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -357,10 +361,31 @@ class Classifier:
         return out
 
     def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[Any]:
-        """Label names for the inputs (see :meth:`decide`); token classification: space-joined tags."""
+        """Label names for the inputs (see :meth:`decide`); token classification: space-joined tags;
+        SFT: the generated responses."""
+        if self.task == "sft":
+            return self.generate(inputs)
         if self.task == "token_classification":
             return [" ".join(tags) for tags in self.tag(inputs)]
         return self.decide(self.predict_proba(inputs))
+
+    def generate(self, inputs: pd.DataFrame | Sequence[str] | str, max_new_tokens: int = 32) -> list[str]:
+        """SFT: the response to each prompt (greedy), as in training: ``prompt + newline`` then the answer."""
+        import torch
+
+        answers = []
+        with torch.no_grad():
+            for prompt in self.texts(inputs):
+                encoded = self.tokenizer(prompt + "\n", return_tensors="pt").to(self.device)
+                output = self.model.generate(
+                    **encoded,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+                new = output[0, encoded["input_ids"].shape[1] :]
+                answers.append(self.tokenizer.decode(new, skip_special_tokens=True).strip())
+        return answers
 
     def tag(self, inputs: pd.DataFrame | Sequence[str] | str, batch_size: int = 64) -> list[list[str]]:
         """Token classification: one tag per whitespace-separated word (words past max_length: "O")."""

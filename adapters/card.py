@@ -43,7 +43,7 @@ def render_model_card(
         "library_name": "peft",
         "base_model": base_id,
         "pipeline_tag": "text-generation"
-        if recipe.model.verbalizer
+        if recipe.model.verbalizer or recipe.task == "sft"
         else "token-classification"
         if recipe.task == "token_classification"
         else "text-classification",
@@ -86,7 +86,7 @@ def render_model_card(
         task_line=_task_line(recipe, data.label_names),
         decision_line=_decision_line(recipe, data.label_names),
         use_code=_USE_VERBALIZER
-        if recipe.model.verbalizer
+        if recipe.model.verbalizer or recipe.task == "sft"
         else _USE_HEAD.replace("SequenceClassification", "TokenClassification")
         if recipe.task == "token_classification"
         else _USE_HEAD,
@@ -125,6 +125,8 @@ tokenizer = AutoTokenizer.from_pretrained("PATH")  # left padding
 
 
 def _task_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "sft":
+        return "instruction tuning (responses generated after the prompt; loss on the responses only)"
     if recipe.task == "token_classification":
         return f"token classification (one tag per word: {', '.join(labels)})"
     if recipe.task == "regression":
@@ -138,6 +140,8 @@ def _task_line(recipe: Recipe, labels: list[str]) -> str:
 
 
 def _decision_line(recipe: Recipe, labels: list[str]) -> str:
+    if recipe.task == "sft":
+        return "Prompts end with a newline; the response follows and ends with the tokenizer's EOS."
     if recipe.task == "token_classification":
         return "Each word gets the most probable tag of its first sub-word token."
     if recipe.task == "regression":

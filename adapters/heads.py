@@ -31,7 +31,8 @@ PROBLEM_TYPES = {
     "classification": "single_label_classification",
     "multi_label": "multi_label_classification",
     "regression": "regression",
-    "token_classification": None,  # transformers has no problem_type for it; config.adapters_task says it
+    "token_classification": None,  # transformers has no problem_type for these; config.adapters_task says it
+    "sft": None,
 }
 
 
@@ -113,7 +114,9 @@ def task_loss(
     elif problem_type == "regression":
         target = (labels.float() - scale[0]) / scale[1]
         loss = functional.mse_loss(logits.squeeze(-1), target, reduction="none")
-    elif logits.dim() == 3:  # token classification: (batch, tokens, tags); -100 marks tokens not scored
+    elif logits.dim() == 3:  # tokens (or next tokens, causal_lm): (batch, tokens, classes); -100: not scored
+        if problem_type == "causal_lm":
+            logits, labels = logits[:, :-1], labels[:, 1:]
         per_token = functional.cross_entropy(logits.transpose(1, 2), labels, weight=weights, reduction="none")
         scored = (labels != -100).float()
         if reduction == "mean":

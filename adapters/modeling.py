@@ -246,7 +246,9 @@ _KINDS = {
 
 def model_kind(task: str, verbalizer: bool) -> str:
     """``causal_lm`` for a verbalizer, ``token`` for token classification, else ``sequence``."""
-    return "causal_lm" if verbalizer else "token" if task == "token_classification" else "sequence"
+    if verbalizer or task == "sft":
+        return "causal_lm"
+    return "token" if task == "token_classification" else "sequence"
 
 
 def auto_model_class(kind: str) -> Any:
@@ -387,10 +389,10 @@ def build_model(
         raise _load_error(exc, model_config) from None
     model.config.name_or_path = load_path
     heads = new_module_names(model, loading_info["missing_keys"])
-    if verbalizer is not None:
+    if kind == "causal_lm":
         if heads:  # e.g. BERT loads as BertLMHeadModel with a random LM head: the answers would be noise
             raise AdaptersUserError(
-                f"a verbalizer reads the answers with the checkpoint's own LM head, but {name!r} has none "
+                f"a causal LM task uses the checkpoint's own LM head, but {name!r} has none "
                 f"(new modules: {', '.join(heads)}); use a causal LM (GPT-2, Llama, Qwen, ...) or "
                 "head: classifier",
                 where="model.name_or_path",

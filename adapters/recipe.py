@@ -43,7 +43,9 @@ DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "expected_cost", "loss", "mse", "rmse", "mae"})
+LOWER_IS_BETTER = frozenset(
+    {"log_loss", "brier", "ece", "expected_cost", "loss", "mse", "rmse", "mae", "perplexity"}
+)
 
 # Default metrics and primary metric of the tasks other than classification.
 TASK_METRICS = {
@@ -56,6 +58,7 @@ TASK_METRICS = {
         ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
         "entity_f1",
     ),
+    "sft": (("perplexity",), "perplexity"),
 }
 
 DEFAULT_METRICS = [
@@ -251,7 +254,11 @@ class Recipe(_Section):
     # classification: one label per text (softmax); multi_label: any number of labels per text (one
     # sigmoid each, per-label thresholds tuned on validation); regression: one number per text (MSE).
     # token_classification: one tag per word (BIO), words whitespace-separated in one text column.
-    task: Literal["classification", "multi_label", "regression", "token_classification"] = "classification"
+    # sft: instruction tuning of a causal LM; the rendered text is the prompt, label_column the response,
+    # and the loss covers the response tokens only.
+    task: Literal["classification", "multi_label", "regression", "token_classification", "sft"] = (
+        "classification"
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -307,7 +314,7 @@ class Recipe(_Section):
     @property
     def peft_task(self) -> str:
         """The PEFT task the method must serve: a head on an encoder/decoder, or a causal LM (verbalizer)."""
-        return "causal_lm" if self.model.head == "verbalizer" else "classification"
+        return "causal_lm" if self.model.head == "verbalizer" or self.task == "sft" else "classification"
 
     @model_validator(mode="after")
     def _checkpointable(self) -> Recipe:

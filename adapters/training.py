@@ -40,6 +40,7 @@ __all__ = [
     "no_accelerator_device",
     "predict_probabilities",
     "predict_tags",
+    "predict_response_loss",
     "metric_kwargs",
     "class_weight_tensor",
     "check_topology",
@@ -207,6 +208,34 @@ def predict_tags(
     return scores, truth, float(torch.cat(losses).mean())
 
 
+@torch.no_grad()
+def predict_response_loss(
+    model: Any,
+    loader: Any,
+    accelerator: Accelerator,
+    input_names: list[str],
+    answer_ids: list[int] | None = None,
+    problem_type: str | None = None,
+    scale: tuple[float, float] = (0.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """SFT: per row (summed response-token loss, response tokens) in row order, and the mean loss."""
+    model.eval()
+    rows, positions = [], []
+    for batch in loader:
+        logits = class_logits(model, _model_inputs(batch, input_names), None).float()
+        targets = batch["labels"][:, 1:]
+        per_token = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), targets, reduction="none"
+        )
+        scored = (targets != -100).float()
+        pair = torch.stack(((per_token * scored).sum(-1), scored.sum(-1)), dim=-1)
+        pair, position = accelerator.gather_for_metrics((pair, batch["row_index"]))
+        rows.append(pair.cpu())
+        positions.append(position.cpu())
+    pairs = torch.cat(rows)[torch.cat(positions).argsort()].numpy()
+    return pairs, np.zeros(len(pairs)), float(pairs[:, 0].sum() / max(pairs[:, 1].sum(), 1.0))
+
+
 def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, values in recipe.to_dict().items():
@@ -292,6 +321,7 @@ def run_training(
             recipe.data.max_length,
             verbalizer and verbalizer["question"],
             word_tags=recipe.task == "token_classification",
+            responses=recipe.task == "sft",
         )
     loaders = {
         name: make_dataloader(
@@ -317,8 +347,10 @@ def run_training(
     model, optimizer, train_loader, val_loader, test_loader, scheduler = accelerator.prepare(
         built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler
     )
-    problem_type = PROBLEM_TYPES[recipe.task]
-    predict = predict_tags if recipe.task == "token_classification" else predict_probabilities
+    problem_type = "causal_lm" if recipe.task == "sft" else PROBLEM_TYPES[recipe.task]
+    predict = {"token_classification": predict_tags, "sft": predict_response_loss}.get(
+        recipe.task, predict_probabilities
+    )
     scale = (0.0, 1.0)
     if recipe.task == "regression":  # learn the standardised target; the scale travels in config.json
         targets = data.frames["train"]["label"].astype(float)

@@ -78,3 +78,22 @@ def test_token_classification_on_a_4bit_base(tiny_model_dir: Path, tmp_path: Pat
     assert result.summary["parity_max_abs_diff"] < 2e-2
     (tags,) = adapters.load(result.output_dir).tag(["Call Anna Weber on +49-0301234567 ."])
     assert len(tags) == 6
+
+
+@pytest.mark.bnb
+def test_sft_on_a_4bit_base(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    overrides = {
+        "model.name_or_path": str(tiny_llama_dir),
+        "model.quantization": "4bit",
+        "training.max_steps": 4,
+        "training.eval_every": 2,
+        "data.train_fraction": 0.1,
+        "data.max_length": 64,
+    }
+    result = adapters.train("loan-notes/sft-flags", overrides, output_dir=tmp_path / "sft4", progress=False)
+    assert result.summary["parity_max_abs_diff"] < 2e-2 and result.metrics["test"]["perplexity"] > 1
+    classifier = adapters.load(result.output_dir)
+    from bitsandbytes.nn import Linear4bit
+
+    assert not isinstance(classifier.model.get_base_model().lm_head, Linear4bit)
+    assert isinstance(classifier.predict(["List the risk flags.\nNote: late"])[0], str)

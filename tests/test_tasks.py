@@ -261,3 +261,49 @@ def test_word_tags_errors_and_alignment(tiny_model_dir: Path) -> None:
         adapters.train(recipe, data=frame, output_dir="x", progress=False)
     with pytest.raises(AdaptersUserError, match="exactly one data.text_columns"):
         load_recipe({"task": "token_classification", "data": {"text_columns": ["a", "b"]}})
+
+
+def test_sft_recipe_tiny_twin_learns_the_responses(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    """recipes/loan-notes/sft-flags.yaml, tiny random Llama: response-only loss, perplexity, generate."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from adapters.data.tokenize import prompt_response_ids
+
+    overrides = {
+        "model.name_or_path": str(tiny_llama_dir),
+        "training.epochs": 3,
+        "training.learning_rate": 1e-2,
+        "training.eval_every": 5,
+        "training.early_stopping_patience": None,
+        "data.train_fraction": 0.3,
+        "data.max_length": 96,
+    }
+    result = adapters.train("loan-notes/sft-flags", overrides, output_dir=tmp_path / "sft", progress=False)
+    perplexities = [record["validation_perplexity"] for record in result.summary["history"]]
+    assert perplexities[-1] < 0.9 * perplexities[0]  # the responses became more predictable
+    assert (
+        set(result.metrics["test"]) == {"loss", "perplexity"} and result.summary["parity_max_abs_diff"] < 1e-4
+    )
+    saved = pd.read_csv(result.output_dir / "predictions.csv")
+    assert (
+        list(saved.columns) == ["row_id", "label", "loss_per_token"]
+        and saved["label"].str.startswith("Risk").all()
+    )
+    classifier = adapters.load(result.output_dir)
+    (answer,) = classifier.predict(["List the risk flags in this loan note.\nNote: No other loans are open."])
+    assert isinstance(answer, str)
+    # the prompt is context only: its tokens are not scored
+    ids, labels = prompt_response_ids(classifier.tokenizer, "a prompt", "Risk flags: none.", 64)
+    prompt_length = len(classifier.tokenizer("a prompt\n")["input_ids"])
+    assert labels[:prompt_length] == [-100] * prompt_length and -100 not in labels[prompt_length:]
+    assert labels[prompt_length:] == ids[prompt_length:]
+    assert labels[-1] == classifier.tokenizer.eos_token_id
+    plain = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), str(result.output_dir)
+    )
+    encoded = classifier.tokenizer(["Note: late payment"], return_tensors="pt")
+    import torch
+
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(**encoded).logits, classifier.model(**encoded).logits)

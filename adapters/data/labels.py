@@ -95,7 +95,22 @@ def _tag_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], wh
     return ids
 
 
+def _responses(frame: pd.DataFrame, config: DataConfig, where: str) -> list[str]:
+    """SFT: the response text of each row; an empty one is refused with its row."""
+    responses = []
+    for position, value in enumerate(frame[config.label_column]):
+        text = cell(value)
+        if text == "unknown" or not str(text).strip():
+            raise AdaptersUserError(
+                "response is empty", where=f"{where}, row {position + 1}, column {config.label_column!r}"
+            )
+        responses.append(str(text))
+    return responses
+
+
 def targets(frame: pd.DataFrame, config: DataConfig, label_names: list[str], where: str, task: str) -> list:
+    if task == "sft":
+        return _responses(frame, config, where)
     if task == "token_classification":
         return _tag_ids(frame, config, label_names, where)
     if task == "regression":
@@ -134,7 +149,7 @@ def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: s
         raise AdaptersUserError(
             f"label column {config.label_column!r} not found; columns: {columns}", where=where
         )
-    if task == "regression":
+    if task in ("regression", "sft"):
         return [config.label_column]
     values = pd.concat(
         [frame[config.label_column] for frame in raw.values() if config.label_column in frame.columns]
@@ -156,6 +171,8 @@ def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: s
 def check_other_task(frames: dict[str, pd.DataFrame], label_names: list[str], where: str, task: str) -> None:
     """Regression needs varying targets; multi-label must see in training every label it is scored on."""
     train = frames["train"]["label"]
+    if task == "sft":
+        return
     if task == "token_classification":
         if len({tag for row in train for tag in row}) < 2:
             raise AdaptersUserError("the train split has one tag only; nothing to learn", where=where)
@@ -179,6 +196,8 @@ def check_other_task(frames: dict[str, pd.DataFrame], label_names: list[str], wh
 
 
 def label_counts(frame: pd.DataFrame, label_names: list[str], task: str) -> dict[str, Any]:
+    if task == "sft":
+        return {"mean_response_words": float(frame["label"].map(lambda text: len(text.split())).mean())}
     if task == "regression":
         values = frame["label"].astype(float)
         return {

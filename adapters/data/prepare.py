@@ -216,7 +216,7 @@ def prepare_data(
     if label_names is None:
         label_names = infer_label_names(raw, config, where, task)
     label_names = [str(name) for name in label_names]
-    if len(label_names) < 2 and task != "regression":
+    if len(label_names) < 2 and task not in ("regression", "sft"):
         raise AdaptersUserError(
             f"need at least two label names, found {label_names}", where="data.label_names"
         )

@@ -93,6 +93,7 @@ def loan_notes(rows: int = 800, seed: int = 0) -> pd.DataFrame:
                 "row_id": row,
                 "note": " ".join(words),
                 "flags": "|".join(flags),
+                "flag_summary": f"Risk flags: {', '.join(flags) if flags else 'none'}.",
                 "tokens": " ".join(words),
                 "pii_tags": " ".join(tags),
             }

@@ -26,20 +26,51 @@ def align_word_tags(word_ids: list[int | None], tags: list[int]) -> list[int]:
     return labels
 
 
+def prompt_response_ids(
+    tokenizer: Any, prompt: str, response: str, max_length: int
+) -> tuple[list[int], list[int]]:
+    """SFT: ``prompt + newline + response + EOS`` as ids, and labels that score the response only.
+
+    A long prompt is cut from the left so at least half of ``max_length`` is left for the response.
+    """
+    prompt_ids = tokenizer(prompt + "\n")["input_ids"]
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    answer = tokenizer(response, add_special_tokens=False)["input_ids"] + eos
+    answer = answer[: max(1, max_length - min(len(prompt_ids), max_length // 2))]
+    prompt_ids = prompt_ids[-(max_length - len(answer)) :] if max_length > len(answer) else []
+    return prompt_ids + answer, [-100] * len(prompt_ids) + answer
+
+
 def tokenize_splits(
-    splits: Any, tokenizer: Any, max_length: int, question: str | None = None, word_tags: bool = False
+    splits: Any,
+    tokenizer: Any,
+    max_length: int,
+    question: str | None = None,
+    word_tags: bool = False,
+    responses: bool = False,
 ) -> Any:
     """Tokenize every split once (no padding); keep ``row_id``, ``label`` and a ``length`` column.
 
     ``question`` (a verbalizer's) is appended to every text, as at prediction time. ``word_tags`` (token
     classification): the text is split into words, and each word's tag goes to its first token.
+    ``responses`` (SFT): the text is the prompt and the label the response (see prompt_response_ids).
     """
     from adapters.heads import with_question
 
     verbalizer = {"question": question} if question else None
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        if word_tags:
+        if responses:
+            pairs = [
+                prompt_response_ids(tokenizer, text, answer, max_length)
+                for text, answer in zip(batch["text"], batch["label"], strict=True)
+            ]
+            encoded = {
+                "input_ids": [ids for ids, _ in pairs],
+                "attention_mask": [[1] * len(ids) for ids, _ in pairs],
+                "labels": [labels for _, labels in pairs],
+            }
+        elif word_tags:
             words = [text.split() for text in batch["text"]]
             encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
             encoded["labels"] = [
@@ -52,7 +83,7 @@ def tokenize_splits(
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    removed = ["text", "label"] if word_tags else ["text"]
+    removed = ["text", "label"] if word_tags or responses else ["text"]
     with quiet_loading():  # seconds at most; the training bar (or --no-progress) speaks for the run
         return splits.map(encode, batched=True, remove_columns=removed)
 

@@ -115,6 +115,8 @@ def compute_metrics(
             references = [[int(i) for i in row] for row in references]
         elif task == "regression":
             predictions, references = [float(v) for v in probabilities], [float(v) for v in references]
+        elif task == "sft":
+            predictions, references = probabilities.tolist(), [0.0] * len(probabilities)
         else:
             predictions, references = probabilities.tolist(), references.tolist()
         raw = evaluate.combine(modules).compute(predictions=predictions, references=references)

@@ -47,6 +47,7 @@ def _multi_label(name: str, hard: np.ndarray, target: np.ndarray) -> float:
 TASK_BUILTINS = {
     "regression": ("mse", "rmse", "mae", "r2"),
     "token_classification": ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
+    "sft": ("perplexity",),
     "multi_label": (
         "f1_micro",
         "f1_macro",
@@ -149,6 +150,12 @@ class TaskMetric(evaluate.Metric):
         kind = value if self.task == "regression" else datasets.Sequence(value)
         if self.task == "token_classification":
             kind = datasets.Sequence(datasets.Value("int64"))
+        if self.task == "sft":  # (summed response loss, response tokens) per row
+            return evaluate.MetricInfo(
+                description="perplexity of the responses (exp of the mean loss per response token)",
+                citation="",
+                features=datasets.Features({"predictions": datasets.Sequence(value), "references": value}),
+            )
         return evaluate.MetricInfo(
             description=f"{self.metric_name} ({self.task})",
             citation="",
@@ -156,6 +163,9 @@ class TaskMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions: Any = None, references: Any = None) -> dict[str, float]:
+        if self.task == "sft":
+            pairs = np.asarray(predictions, dtype=float).reshape(-1, 2)
+            return {"perplexity": float(np.exp(pairs[:, 0].sum() / max(pairs[:, 1].sum(), 1.0)))}
         if self.task == "token_classification":
             rows_p, rows_t = [list(row) for row in predictions], [list(row) for row in references]
             return {self.metric_name: _token_scores(self.metric_name, rows_p, rows_t, self.label_names)}
