@@ -85,11 +85,7 @@ def render_model_card(
         ),
         task_line=_task_line(recipe, data.label_names),
         decision_line=_decision_line(recipe, data.label_names),
-        use_code=_USE_VERBALIZER
-        if recipe.model.verbalizer or recipe.task == "sft"
-        else _USE_HEAD.replace("SequenceClassification", "TokenClassification")
-        if recipe.task == "token_classification"
-        else _USE_HEAD,
+        use_code=_use_code(recipe),
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",
         modules_to_save=", ".join(f"`{m}`" for m in base.get("modules_to_save", [])) or "none",
         data_source=source,
@@ -122,6 +118,26 @@ model = AutoPeftModelForCausalLM.from_pretrained("PATH")
 tokenizer = AutoTokenizer.from_pretrained("PATH")  # left padding
 # scores: model(**tokenizer([text + "\\n" + config.verbalizer["question"]], return_tensors="pt"))
 #         .logits[:, -1, config.verbalizer["token_ids"]].softmax(-1)"""
+
+
+_USE_GENERATE = """from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+
+model = AutoPeftModelForCausalLM.from_pretrained("PATH")
+tokenizer = AutoTokenizer.from_pretrained("PATH")
+inputs = tokenizer(PROMPT + "\\n", return_tensors="pt")  # the prompt, rendered as in recipe.yaml
+answer = model.generate(**inputs, max_new_tokens=32, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+print(tokenizer.decode(answer, skip_special_tokens=True))"""
+
+
+def _use_code(recipe: Recipe) -> str:
+    if recipe.task == "sft":
+        return _USE_GENERATE
+    if recipe.model.verbalizer:
+        return _USE_VERBALIZER
+    if recipe.task == "token_classification":
+        return _USE_HEAD.replace("SequenceClassification", "TokenClassification")
+    return _USE_HEAD
 
 
 def _task_line(recipe: Recipe, labels: list[str]) -> str:
