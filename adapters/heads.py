@@ -21,6 +21,7 @@ __all__ = [
     "to_scores",
     "target_scale",
     "task_loss",
+    "token_loss_sums",
     "with_question",
     "answer_token_ids",
     "verbalizer_of",
@@ -95,6 +96,22 @@ def to_scores(
     return logits.softmax(-1)
 
 
+def token_loss_sums(
+    logits: torch.Tensor, labels: torch.Tensor, next_token: bool = False, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the summed cross-entropy of its scored tokens (label != -100) and how many there are.
+
+    ``next_token`` (causal LM): position t predicts label t+1, as the model's own loss shifts.
+    """
+    if next_token:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), labels, weight=weights, reduction="none"
+    )
+    scored = (labels != -100).float()
+    return (per_token * scored).sum(-1), scored.sum(-1)
+
+
 def task_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -115,13 +132,10 @@ def task_loss(
         target = (labels.float() - scale[0]) / scale[1]
         loss = functional.mse_loss(logits.squeeze(-1), target, reduction="none")
     elif logits.dim() == 3:  # tokens (or next tokens, causal_lm): (batch, tokens, classes); -100: not scored
-        if problem_type == "causal_lm":
-            logits, labels = logits[:, :-1], labels[:, 1:]
-        per_token = functional.cross_entropy(logits.transpose(1, 2), labels, weight=weights, reduction="none")
-        scored = (labels != -100).float()
+        sums, counts = token_loss_sums(logits, labels, problem_type == "causal_lm", weights)
         if reduction == "mean":
-            return (per_token * scored).sum() / scored.sum().clamp(min=1)
-        loss = (per_token * scored).sum(-1) / scored.sum(-1).clamp(min=1)
+            return sums.sum() / counts.sum().clamp(min=1)
+        loss = sums / counts.clamp(min=1)
     else:
         return functional.cross_entropy(logits, labels, weight=weights, reduction=reduction)
     return loss.mean() if reduction == "mean" else loss

@@ -28,7 +28,7 @@ from adapters.cost import cost_report
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
-from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, verbalizer_of
+from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.metrics.tasks import best_thresholds
 from adapters.modeling import BuiltModel, build_model
@@ -223,12 +223,7 @@ def predict_response_loss(
     rows, positions = [], []
     for batch in loader:
         logits = class_logits(model, _model_inputs(batch, input_names), None).float()
-        targets = batch["labels"][:, 1:]
-        per_token = torch.nn.functional.cross_entropy(
-            logits[:, :-1].transpose(1, 2), targets, reduction="none"
-        )
-        scored = (targets != -100).float()
-        pair = torch.stack(((per_token * scored).sum(-1), scored.sum(-1)), dim=-1)
+        pair = torch.stack(token_loss_sums(logits, batch["labels"], next_token=True), dim=-1)
         pair, position = accelerator.gather_for_metrics((pair, batch["row_index"]))
         rows.append(pair.cpu())
         positions.append(position.cpu())
