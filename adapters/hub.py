@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["HUB_UNREACHABLE", "looks_like_hub_id", "hub_unreachable", "root_cause", "quiet_loading"]
+__all__ = [
+    "HUB_UNREACHABLE",
+    "looks_like_hub_id",
+    "hub_unreachable",
+    "root_cause",
+    "quiet_loading",
+    "artifact_dir",
+]
 
 HUB_UNREACHABLE = "cannot reach the Hugging Face Hub: pass a local path or connect"
 
@@ -104,3 +111,32 @@ def quiet_loading() -> Iterator[None]:
                 transformers_logging.enable_progress_bar()
             if not hub_bars_on:
                 hub_utils.disable_progress_bars()
+
+
+def artifact_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A local artifact directory for a path or a Hub repo id (downloaded, or read from the cache).
+
+    ``huggingface_hub`` honours ``HF_HUB_OFFLINE`` and ``HF_HOME``: offline, a repo id resolves from the
+    local cache only, and a repo that is not cached gives the usual one-line "cannot reach" error.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if not looks_like_hub_id(name):
+        from adapters.errors import AdaptersUserError
+
+        raise AdaptersUserError("no such adapter directory", where=name)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    from adapters.errors import AdaptersUserError
+
+    try:
+        return Path(snapshot_download(repo_id=name, revision=revision))
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise AdaptersUserError(f"no such adapter on the Hub ({root_cause(exc)})", where=name) from None
+    except Exception as exc:
+        if hub_unreachable(exc):
+            raise AdaptersUserError(HUB_UNREACHABLE, where=name) from None
+        raise
