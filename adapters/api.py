@@ -6,7 +6,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,16 @@ from adapters.artifact import (
     staging_path,
     write_artifact,
 )
+from adapters.cost import check_energy_country
 from adapters.data import prepare_data, resolve_data_config
 from adapters.data.prepare import to_examples
 from adapters.data.readers import read_source
 from adapters.errors import AdaptersUserError
+from adapters.lineage import build_lineage
 from adapters.recipe import Recipe, load_recipe
+from adapters.transfer import start_adapter_dir
 
-__all__ = ["TrainResult", "train", "evaluate", "predict", "load", "Classifier"]
+__all__ = ["TrainResult", "train", "evaluate", "predict", "predict_file", "load", "Classifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +89,7 @@ def train(
     """
     if data is not None:  # the frame replaces data.source; say so in the saved recipe
         sections = {**sections, "data": {**sections.get("data", {}), "source": "<DataFrame>"}}
+    started = time.perf_counter()
     resolved = _resolved(recipe, overrides, sections, output_dir)
     target = resolved.output_dir
     refuse_existing(target, overwrite)
@@ -91,6 +97,9 @@ def train(
     check_output_location(
         target, _local_path(resolved.data.source), [recipe_file] if recipe_file is not None else []
     )
+    check_energy_country(resolved.training.energy_country)
+    if resolved.model.init_adapter:  # a missing starting adapter is reported before any work
+        start_adapter_dir(resolved.model.init_adapter)
     prepared = prepare_data(resolved.data, data, resolved.task)
     # Heavy imports only now: a bad recipe, path or data file is reported in about a second.
     from accelerate import PartialState
@@ -130,7 +139,10 @@ def train(
         )
         summary: dict[str, Any] = {}
         if state.is_main_process:
-            summary = write_artifact(staging, outcome, resolved, prepared)
+            lineage = build_lineage(
+                resolved, prepared, outcome, time.perf_counter() - started, recipe_file, data is not None
+            )
+            summary = write_artifact(staging, outcome, resolved, prepared, lineage)
             shutil.rmtree(staging / CHECKPOINTS, ignore_errors=True)
             publish(staging, target)
         state.wait_for_everyone()
@@ -196,34 +208,87 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
     )
 
 
+def _scored(classifier: Classifier, frame: pd.DataFrame) -> pd.DataFrame:
+    """The input rows plus ``prob_<label>`` columns (classification) and ``prediction``."""
+    result = frame.copy()
+    if classifier.task in ("token_classification", "sft"):  # tags per word, or generated responses
+        result["prediction"] = classifier.predict(frame)
+        return result
+    probabilities = classifier.predict_proba(frame)
+    if classifier.problem_type != "regression":  # regression: the prediction is the number itself
+        for index, name in enumerate(classifier.label_names):
+            result[f"prob_{name}"] = probabilities[:, index]
+    result["prediction"] = classifier.decide(probabilities)
+    return result
+
+
+@contextmanager
+def _atomic_file(output: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``output`` that replaces it only if the block finishes."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
 def predict(
     directory: str | Path, inputs: str | Path | pd.DataFrame, output: str | Path | None = None
 ) -> pd.DataFrame:
-    """Add ``prob_<label>`` columns and ``prediction`` to the input rows; write CSV atomically if asked."""
+    """Add ``prob_<label>`` columns and ``prediction`` to the input rows; write CSV atomically if asked.
+
+    ``directory`` is an artifact directory or a Hub repo id. For files too large for memory, use
+    :func:`predict_file`.
+    """
     classifier = load(directory)
     frame = (
         inputs
         if isinstance(inputs, pd.DataFrame)
         else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
     )
-    result = frame.copy()
-    if classifier.task in ("token_classification", "sft"):  # tags per word, or generated responses
-        result["prediction"] = classifier.predict(frame)
-    else:
-        probabilities = classifier.predict_proba(frame)
-        if classifier.problem_type != "regression":  # regression: the prediction is the number itself
-            for index, name in enumerate(classifier.label_names):
-                result[f"prob_{name}"] = probabilities[:, index]
-        result["prediction"] = classifier.decide(probabilities)
+    result = _scored(classifier, frame)
     if output is not None:
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
-        os.close(handle)
-        try:
+        with _atomic_file(output) as temporary:
             result.to_csv(temporary, index=False)
-            os.replace(temporary, output)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
     return result
+
+
+def predict_file(
+    directory: str | Path,
+    inputs: str | Path,
+    output: str | Path,
+    batch_rows: int = 2048,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Stream a csv/jsonl/parquet file through the model, ``batch_rows`` at a time, into a CSV.
+
+    Memory stays at one batch whatever the file's size; the output appears only when every row is
+    scored. Returns the rows scored, seconds, and rows per second.
+    """
+    from tqdm.auto import tqdm
+
+    from adapters.data.readers import stream_source
+
+    classifier = load(directory)
+    rows, started = 0, time.perf_counter()
+    with (
+        _atomic_file(output) as temporary,
+        tqdm(unit="rows", desc="Predicting", disable=not progress) as bar,
+    ):
+        for frame in stream_source(str(inputs), batch_rows):
+            _scored(classifier, frame).to_csv(
+                temporary, mode="a" if rows else "w", header=not rows, index=False
+            )
+            rows += len(frame)
+            bar.update(len(frame))
+    seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / max(seconds, 1e-9), 1),
+    }

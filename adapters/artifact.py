@@ -45,6 +45,7 @@ ARTIFACT_FILES = (
     "metrics.json",
     "predictions.csv",
     "README.md",
+    "lineage.json",
 )
 
 
@@ -255,9 +256,13 @@ def check_parity(
     return difference
 
 
-def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> dict[str, Any]:
-    """Save adapter, tokenizer, label config, recipe, metrics, predictions and card into ``staging``."""
+def write_artifact(
+    staging: Path, outcome: Any, recipe: Recipe, data: Any, lineage: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Save adapter, tokenizer, label config, recipe, metrics, predictions, lineage and card into
+    ``staging``."""
     from adapters.card import write_model_card
+    from adapters.lineage import LINEAGE_FILE
 
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
     model.save_pretrained(staging, safe_serialization=True, state_dict=outcome.full_state)
@@ -291,27 +296,42 @@ def write_artifact(staging: Path, outcome: Any, recipe: Recipe, data: Any) -> di
         "base_model": outcome.built.provenance,
     }
     _write_json(staging / "training_summary.json", summary)
-    write_model_card(staging, recipe, data, outcome.metrics, summary)
+    if lineage is not None:
+        _write_json(staging / LINEAGE_FILE, lineage)
+    write_model_card(staging, recipe, data, {**outcome.metrics, "cost": outcome.cost}, summary, lineage)
     return summary
 
 
 class Classifier:
     """A trained artifact as a classifier: texts or rows in, probabilities or labels out."""
 
-    def __init__(self, directory: str | Path, device: str | None = None) -> None:
+    def __init__(
+        self, directory: str | Path, device: str | None = None, *, model: Any = None, tokenizer: Any = None
+    ) -> None:
         import torch
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.directory = Path(directory)
+        from adapters.hub import artifact_dir, looks_like_hub_id
+
+        # A Hub repo id (a string naming no local path) is downloaded, or read from the cache offline.
+        hub = isinstance(directory, str) and looks_like_hub_id(directory)
+        self.directory = artifact_dir(directory) if hub else Path(directory)
         if not (self.directory / "adapter_config.json").is_file():
             raise AdaptersUserError("not an adapter directory (no adapter_config.json)", where=str(directory))
         self.recipe = load_recipe(self.directory / "recipe.yaml")
-        from adapters.reload import load_adapter_model
+        if model is None:
+            from adapters.reload import load_adapter_model
 
-        self.model, self.tokenizer = load_adapter_model(self.directory, self.recipe.model, device)
-        config = self.model.get_base_model().config
-        self.verbalizer = verbalizer_of(self.model.get_base_model())
+            model, tokenizer = load_adapter_model(self.directory, self.recipe.model, device)
+            config = model.get_base_model().config
+        else:  # one adapter of a model that holds several (MultiAdapter): settings from its own config.json
+            from transformers import AutoConfig
+
+            remote = self.recipe.model.trust_remote_code
+            config = AutoConfig.from_pretrained(self.directory, trust_remote_code=remote)
+        self.model, self.tokenizer = model, tokenizer
+        self.verbalizer = getattr(config, "verbalizer", None)
         self.answer_ids = self.verbalizer["token_ids"] if self.verbalizer else None
         self.label_names = [config.id2label[i] for i in range(len(config.id2label))]
         self.threshold = float(getattr(config, "decision_threshold", 0.5))
@@ -335,15 +355,30 @@ class Classifier:
 
     def predict_proba(self, inputs: pd.DataFrame | Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """An (n, num_labels) array of probabilities, columns in ``label_names`` order."""
-        import torch
-
         if self.task in ("token_classification", "sft"):
             what = "tags words: use predict() or tag()" if self.task != "sft" else "generates: use predict()"
             raise AdaptersUserError(f"this adapter {what}", where=str(self.directory))
+        return self.scores(self.logits(with_question(self.texts(inputs), self.verbalizer), batch_size))
 
-        texts = with_question(self.texts(inputs), self.verbalizer)
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Logits of :meth:`logits` → what the task reports (probabilities, or numbers for regression)."""
+        import torch
+
+        scores = to_scores(torch.from_numpy(logits), self.problem_type, self.scale).numpy()
+        return scores.reshape(len(logits), -1).astype(np.float64)
+
+    def logits(
+        self, texts: Sequence[str], batch_size: int = 64, adapter_names: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """(n, num_labels) float32 logits of rendered texts, tokenized in length-sorted batches.
+
+        ``adapter_names`` (one per text) sends each row through that adapter of a model that holds several,
+        in one forward pass (PEFT's mixed batches; used by :class:`adapters.multi.MultiAdapter`).
+        """
+        import torch
+
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
+        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
@@ -355,9 +390,10 @@ class Classifier:
                     return_tensors="pt",
                 )
                 encoded = {key: value.to(self.device) for key, value in encoded.items()}
-                logits = class_logits(self.model, encoded, self.answer_ids)
-                scores = to_scores(logits.float(), self.problem_type, self.scale).cpu().numpy()
-                out[chunk] = scores.reshape(len(chunk), -1)
+                if adapter_names is not None:
+                    encoded["adapter_names"] = [adapter_names[i] for i in chunk]
+                logits = class_logits(self.model, encoded, self.answer_ids).float().cpu().numpy()
+                out[chunk] = logits.reshape(len(chunk), -1)
         return out
 
     def predict(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[Any]:

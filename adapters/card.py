@@ -1,4 +1,10 @@
-"""The model card (README.md of an artifact): base model, method, data, metrics, how to load it."""
+"""The model card (README.md of an artifact), built with ``huggingface_hub.ModelCard``.
+
+The YAML header is ``ModelCardData`` (library, base model, pipeline tag, tags, datasets, licence and a
+``model-index`` with the test metrics), so the Hub indexes it; the body comes from the Jinja template
+``templates/model_card.md``: intended and out-of-scope use, where the knowledge came from (lineage),
+metrics, cost and energy, how to load it with plain PEFT, limitations.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,157 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adapters.data.builtin import BUILTIN_DATASETS
 from adapters.recipe import Recipe
 
-__all__ = ["render_model_card", "write_model_card"]
+__all__ = ["render_model_card", "write_model_card", "card_data"]
+
+_PIPELINE = {"token_classification": "token-classification", "sft": "text-generation"}
+_INTENDED = (
+    "One input to decisions that people review, on data like the training data ({source}): the same "
+    "kind of applicants or texts, the same product and period. Choose the decision threshold for the "
+    "costs of your errors, and re-validate on your own recent data first."
+)
+_OUT_OF_SCOPE = (
+    "Fully automated decisions about people without human review or the explanations the law requires "
+    "(e.g. reasons for a declined credit application); data from other populations, products, languages "
+    "or periods without re-validation; any use the data's or base model's licence does not allow."
+)
 
 
-def _format(value: float) -> str:
-    return "n/a" if value != value else f"{value:.4f}"  # NaN check without numpy
+def _format(value: Any) -> str:
+    if value is None or value != value:  # NaN check without numpy
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _pipeline_tag(recipe: Recipe) -> str:
+    return "text-generation" if recipe.model.verbalizer else _PIPELINE.get(recipe.task, "text-classification")
+
+
+def _datasets(recipe: Recipe) -> list[str] | None:
+    """Hub dataset ids or built-in names; a local file is described in the body, not linked."""
+    from adapters.data.readers import detect_format
+
+    source = str(recipe.data.source)
+    if source == "<DataFrame>":
+        return None
+    try:
+        kind = detect_format(source, recipe.data.format)
+    except Exception:  # noqa: BLE001 - the card is written after training; the data may be gone
+        return None
+    return [source] if kind in ("builtin", "hub") else None
+
+
+def card_data(recipe: Recipe, metrics: dict[str, Any], base_id: str, license_id: str) -> Any:
+    """The card's YAML header as ``ModelCardData``; ``eval_results`` becomes the Hub's ``model-index``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    pipeline_tag = _pipeline_tag(recipe)
+    datasets = _datasets(recipe)
+    results = [
+        EvalResult(
+            task_type=pipeline_tag,
+            dataset_type=str(recipe.data.source),
+            dataset_name=str(recipe.data.source),
+            dataset_split="test",
+            metric_type=name,
+            metric_name=name,
+            metric_value=float(value),
+        )
+        for name, value in metrics.get("test", {}).items()
+        if isinstance(value, int | float) and value == value
+    ]
+    return ModelCardData(
+        model_name=recipe.name,
+        library_name="peft",
+        base_model=base_id,
+        pipeline_tag=pipeline_tag,
+        tags=["peft", recipe.method.type, "peft-recipes", recipe.task.replace("_", "-")],
+        datasets=datasets,
+        license=license_id,
+        eval_results=results or None,
+    )
+
+
+def _cost_rows(cost: dict[str, Any]) -> str:
+    energy = cost.get("energy") or {}
+    peak = cost.get("peak_cuda_memory_bytes") or cost.get("peak_rss_bytes")
+    rows = [
+        (
+            "trainable parameters",
+            f"{cost.get('trainable_params', 'n/a'):,} of {cost.get('total_params', 0):,} "
+            f"({_format(cost.get('trainable_percent'))} %)"
+            if cost.get("trainable_params")
+            else "n/a",
+        ),
+        (
+            "peak memory",
+            f"{peak / 2**20:.0f} MiB ({'GPU' if cost.get('peak_cuda_memory_bytes') else 'RSS'})"
+            if peak
+            else "n/a",
+        ),
+        (
+            "training time",
+            f"{cost.get('train_seconds', 0):.1f} s on {cost.get('num_processes', 1)} × "
+            f"{cost.get('device', '?')}",
+        ),
+        ("samples / s", f"{cost.get('train_samples_per_second') or 0:.1f}"),
+        (
+            "energy",
+            f"{energy['energy_kwh']:.3g} kWh ({energy.get('tracker')})"
+            if energy.get("energy_kwh") is not None
+            else f"not measured ({energy.get('note', 'no tracker')})",
+        ),
+        (
+            "CO2",
+            f"{energy['co2_kg']:.3g} kg (grid of {energy.get('country_iso_code')})"
+            if energy.get("co2_kg") is not None
+            else "not estimated (no country given)",
+        ),
+    ]
+    return "\n".join(f"| {name} | {value} |" for name, value in rows)
+
+
+def _lineage_lines(lineage: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Data fingerprint, software line, and the transfer chain (empty when the adapter started fresh)."""
+    if not lineage:
+        return "n/a", "n/a", ""
+    from adapters.lineage import format_lineage
+
+    data = lineage.get("data", {})
+    files_sha = ", ".join(
+        f"`{name}` sha256 {digest[:12]}" for name, digest in data.get("files_sha256", {}).items()
+    )
+    fingerprint = (
+        f"rows sha256 {str(data.get('rows_sha256'))[:16]} (split seed {data.get('split_seed')}, "
+        f"train fraction {data.get('train_fraction')})" + (f"; files: {files_sha}" if files_sha else "")
+    )
+    software = ", ".join(f"{name} {version}" for name, version in lineage.get("software", {}).items())
+    git = lineage.get("git")
+    if git:
+        software += f"; project commit {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}"
+    chain = format_lineage(lineage) if lineage.get("parents") else ""
+    return fingerprint, software, chain
 
 
 def render_model_card(
-    recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]], summary: dict[str, Any]
+    recipe: Recipe,
+    data: Any,
+    metrics: dict[str, Any],
+    summary: dict[str, Any],
+    lineage: dict[str, Any] | None = None,
 ) -> str:
-    """Fill the card template; the YAML header is Hub metadata (library, base model, tags, metrics)."""
+    """The whole card as text (YAML header + body)."""
+    from huggingface_hub import ModelCard
+
     base = summary.get("base_model", {})
     base_id = base.get("hub_id") or base.get("local_path") or recipe.model.name_or_path
     base_note = (
         f" (loaded from the copy embedded in `{base['embedded_in']}`)" if base.get("embedded_in") else ""
     )
+    if lineage and lineage.get("base_model", {}).get("commit"):
+        base_note += f", commit `{lineage['base_model']['commit']}`"
     source = data.info.get("source", recipe.data.source)
     data_note = ""
     builtin = BUILTIN_DATASETS.get(recipe.data.source)
@@ -35,45 +171,20 @@ def render_model_card(
     rows = data.info.get("rows", {})
     names = sorted(set(metrics.get("validation", {})) | set(metrics.get("test", {})))
     metric_rows = "\n".join(
-        f"| {name} | {_format(metrics.get('validation', {}).get(name, float('nan')))} | "
-        f"{_format(metrics.get('test', {}).get(name, float('nan')))} |"
+        f"| {name} | {_format(metrics.get('validation', {}).get(name))} | "
+        f"{_format(metrics.get('test', {}).get(name))} |"
         for name in names
     )
-    card_data = {
-        "library_name": "peft",
-        "base_model": base_id,
-        "pipeline_tag": "text-generation"
-        if recipe.model.verbalizer or recipe.task == "sft"
-        else "token-classification"
-        if recipe.task == "token_classification"
-        else "text-classification",
-        "tags": ["peft", recipe.method.type, "peft-recipes"],
-        "model-index": [
-            {
-                "name": recipe.name,
-                "results": [
-                    {
-                        "task": {"type": "text-classification"},
-                        "dataset": {
-                            "name": str(recipe.data.source),
-                            "type": str(recipe.data.source),
-                            "split": "test",
-                        },
-                        "metrics": [
-                            {"type": name, "value": float(value)}
-                            for name, value in metrics.get("test", {}).items()
-                            if value == value
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    license_id = recipe.card.license or base.get("license") or "other"
+    fingerprint, software, chain = _lineage_lines(lineage)
     template = files("adapters").joinpath("templates/model_card.md").read_text(encoding="utf-8")
-    return template.format(
-        card_data=yaml.safe_dump(card_data, sort_keys=False).strip(),
+    card = ModelCard.from_template(
+        card_data(recipe, metrics, base_id, license_id),
+        template_str=template,
         name=recipe.name,
         description=recipe.description or "",
+        intended_use=recipe.card.intended_use or _INTENDED.format(source=source),
+        out_of_scope_use=recipe.card.out_of_scope_use or _OUT_OF_SCOPE,
         method=recipe.method.type,
         base_model=base_id,
         base_note=base_note,
@@ -91,13 +202,18 @@ def render_model_card(
         data_source=source,
         data_rows=", ".join(f"{split}: {count} rows" for split, count in rows.items()),
         data_note=data_note,
+        data_fingerprint=fingerprint,
+        software=software,
+        chain=chain,
         primary_metric=recipe.eval.primary_metric,
         metric_rows=metric_rows,
+        cost_rows=_cost_rows(metrics.get("cost", {})),
         steps=summary.get("steps"),
         seconds=summary.get("train_seconds"),
         best_step=summary.get("best_step"),
         test_rows=rows.get("test", "?"),
     )
+    return str(card)
 
 
 _USE_HEAD = """from peft import AutoPeftModelForSequenceClassification
@@ -170,8 +286,13 @@ def _decision_line(recipe: Recipe, labels: list[str]) -> str:
 
 
 def write_model_card(
-    directory: Path, recipe: Recipe, data: Any, metrics: dict[str, dict[str, float]], summary: dict[str, Any]
+    directory: Path,
+    recipe: Recipe,
+    data: Any,
+    metrics: dict[str, Any],
+    summary: dict[str, Any],
+    lineage: dict[str, Any] | None = None,
 ) -> Path:
     path = Path(directory) / "README.md"
-    path.write_text(render_model_card(recipe, data, metrics, summary), encoding="utf-8")
+    path.write_text(render_model_card(recipe, data, metrics, summary, lineage), encoding="utf-8")
     return path

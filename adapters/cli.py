@@ -36,15 +36,54 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("eval", help="metrics of a trained artifact")
-    evaluate.add_argument("directory")
+    evaluate.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
     evaluate.add_argument(
         "--data", help="a labelled csv/jsonl/parquet file (default: the recipe's test split)"
     )
 
     predict = commands.add_parser("predict", help="probabilities for new rows")
-    predict.add_argument("directory")
+    predict.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
     predict.add_argument("--input", required=True, help="csv/jsonl/parquet file with the recipe's columns")
     predict.add_argument("--output", required=True, help="CSV to write (input columns + prob_<label>)")
+    predict.add_argument("--batch-rows", type=int, default=2048, help="rows read and scored at a time")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    lineage = commands.add_parser("lineage", help="where an adapter's knowledge came from, as a tree")
+    lineage.add_argument("directory", help="an artifact directory or Hub repo id")
+    lineage.add_argument("--json", action="store_true", help="print lineage.json in full")
+
+    push = commands.add_parser("push", help="upload an artifact directory to the Hugging Face Hub")
+    push.add_argument("directory", help="the artifact directory `adapters train` wrote")
+    push.add_argument("repo_id", help="the Hub model repo, org/name (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--dry-run", action="store_true", help="write and list what would be uploaded only")
+    push.add_argument("--dry-run-dir", help="where the dry run writes the files (default: DIR.push-preview)")
+    push.add_argument(
+        "--include-predictions",
+        action="store_true",
+        help="upload predictions.csv too (it holds the test rows' ids and true labels)",
+    )
+
+    combine = commands.add_parser("combine", help="combine LoRA adapters of one base model into one")
+    combine.add_argument(
+        "adapters",
+        nargs="+",
+        metavar="ADAPTER",
+        help="artifact directories or Hub repo ids (NAME=PATH names one)",
+    )
+    combine.add_argument("--method", default="linear", help="linear (default), ties, dare_ties or cat")
+    combine.add_argument("--weights", help="one weight per adapter, comma-separated (default: equal)")
+    combine.add_argument("--density", type=float, help="share of entries kept by ties / dare_ties (0.5)")
+    combine.add_argument("--output", required=True, help="the combined artifact directory to write")
+    combine.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a labelled file to evaluate on instead of adapter NAME's recipe test split (repeatable)",
+    )
+    combine.add_argument("--seed", type=int, default=0, help="seed of DARE's random drops")
+    combine.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
     doctor = commands.add_parser("doctor", help="preflight: what will go wrong with this recipe and launcher")
     doctor.add_argument("recipe")
@@ -55,7 +94,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _push(args: argparse.Namespace) -> int:
+    """``adapters push``: list what goes (or would go) to the Hub; the token is never printed."""
+    from adapters.share import push
+
+    result = push(
+        args.directory,
+        args.repo_id,
+        private=args.private,
+        dry_run=args.dry_run or bool(args.dry_run_dir),
+        dry_run_dir=args.dry_run_dir,
+        include_predictions=args.include_predictions,
+    )
+    for path, size in result.files:
+        print(f"{size:>12,d}  {path}")
+    print(f"{result.total_bytes:>12,d}  total, {len(result.files)} files")
+    for path, why in result.left_out.items():
+        print(f"left out: {path} ({why})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.preview_dir is not None:
+        print(f"dry run: nothing uploaded; the files are in {result.preview_dir}")
+    else:
+        print(f"uploaded to {args.repo_id}: {result.commit_url}")
+    return 0
+
+
+def _pairs(items: Sequence[str], where: str) -> dict[str, str]:
+    """``NAME=VALUE`` arguments as a dict (an existing path that contains '=' is not split)."""
+    from pathlib import Path
+
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value or Path(item).exists():
+            raise AdaptersUserError(f"expected NAME=VALUE, got {item!r}", where=where)
+        pairs[name] = value
+    return pairs
+
+
+def _combine(args: argparse.Namespace) -> int:
+    """``adapters combine``: write the combined artifact and print its evaluation table."""
+    from pathlib import Path
+
+    from adapters.combine import combine
+
+    named = [item for item in args.adapters if "=" in item and not Path(item).exists()]
+    sources = _pairs(args.adapters, "ADAPTER") if named else args.adapters
+    if named and len(named) != len(args.adapters):
+        raise AdaptersUserError("name all adapters (NAME=PATH) or none", where="ADAPTER")
+    try:
+        weights = [float(part) for part in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise AdaptersUserError(f"not comma-separated numbers: {args.weights!r}", where="--weights") from None
+    result = combine(
+        sources,
+        args.output,
+        method=args.method,
+        weights=weights,
+        density=args.density,
+        data=_pairs(args.data, "--data"),
+        overwrite=args.overwrite,
+        seed=args.seed,
+    )
+    print(result.table)
+    print(f"artifact: {result.output_dir}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "combine":
+        return _combine(args)
+    if args.command == "push":
+        return _push(args)
     if args.command == "recipes":
         from adapters.recipe import list_recipes
 
@@ -78,6 +189,18 @@ def _run(args: argparse.Namespace) -> int:
         print(format_table(checks))
         return doctor_exit_code(checks)
 
+    if args.command == "lineage":
+        from adapters.hub import artifact_dir
+        from adapters.lineage import format_lineage, read_lineage
+
+        found = read_lineage(artifact_dir(args.directory))
+        if found is None:
+            raise AdaptersUserError(
+                "no lineage.json (trained elsewhere or by an older version)", args.directory
+            )
+        print(json.dumps(found, indent=2) if args.json else format_lineage(found))
+        return 0
+
     from adapters import api
 
     if args.command == "train":
@@ -97,8 +220,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "eval":
         print(json.dumps(api.evaluate(args.directory, args.data), indent=2))
     elif args.command == "predict":
-        frame = api.predict(args.directory, args.input, args.output)
-        print(f"wrote {len(frame)} rows to {args.output}")
+        if args.batch_rows < 1:
+            raise AdaptersUserError("must be a positive number of rows", where="--batch-rows")
+        done = api.predict_file(
+            args.directory, args.input, args.output, args.batch_rows, progress=not args.no_progress
+        )
+        print(f"wrote {done['rows']} rows to {args.output} ({done['rows_per_second']} rows/s)")
     return 0
 
 

@@ -433,11 +433,22 @@ def build_model(
     # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
     peft_config.revision = model_config.revision
+    start = None
+    if model_config.init_adapter:  # transfer: the starting adapter's config and weights
+        from adapters.transfer import load_start_weights, start_adapter_dir, start_config
+
+        start = start_adapter_dir(model_config.init_adapter)
+        peft_config = start_config(start, peft_config)
     try:
         with quiet_loading():
             peft_model = peft.get_peft_model(model, peft_config)
     except ValueError as exc:
         raise _peft_error(exc, method, model) from None
+    if start is not None:
+        provenance["init_adapter"] = {
+            "name": model_config.init_adapter,
+            **load_start_weights(peft_model, start, label_names),
+        }
     provenance.update(
         {
             "load_path": load_path,

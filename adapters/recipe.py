@@ -31,6 +31,7 @@ __all__ = [
     "MethodConfig",
     "TrainingConfig",
     "EvalConfig",
+    "CardConfig",
     "LOWER_IS_BETTER",
     "TASK_METRICS",
     "load_recipe",
@@ -124,6 +125,9 @@ class ModelConfig(_Section):
     torch_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     config_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # Start from an existing adapter (a directory or Hub repo id) instead of a fresh one: transfer from
+    # one portfolio to another. Its adapter config wins over `method`; its lineage becomes the parent.
+    init_adapter: str | None = None
 
 
 class DataConfig(_Section):
@@ -193,6 +197,10 @@ class TrainingConfig(_Section):
     output_dir: str = "outputs/{name}"
     log_with: list[Literal["tensorboard"]] = Field(default_factory=lambda: ["tensorboard"])
     num_threads: int | None = Field(None, ge=1)
+    # Energy (kWh) from codecarbon's offline tracker (extra [energy]); CO2 only when the country is known
+    # (ISO 3166 alpha-3, e.g. DEU): the grid's carbon intensity is a per-country figure.
+    track_energy: bool = True
+    energy_country: str | None = Field(None, pattern=r"^[A-Z]{3}$")
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -246,6 +254,14 @@ class EvalConfig(_Section):
         return self.primary_metric not in LOWER_IS_BETTER
 
 
+class CardConfig(_Section):
+    """What the model card says beyond the measured facts: licence and the uses it is meant for."""
+
+    license: str | None = None  # None: the base model's licence when known, else "other"
+    intended_use: str | None = None
+    out_of_scope_use: str | None = None
+
+
 class Recipe(_Section):
     """A whole recipe. ``Recipe()`` is the default German-credit LoRA recipe's schema defaults."""
 
@@ -264,6 +280,7 @@ class Recipe(_Section):
     method: MethodConfig = Field(default_factory=MethodConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,7 +24,7 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, latest_checkpoint, trainable_state
-from adapters.cost import cost_report
+from adapters.cost import EnergyMeter, cost_report
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
@@ -392,6 +392,9 @@ def run_training(
     eval_every = steps_per_epoch if cfg.eval_every == "epoch" else cfg.eval_every
     show = progress and accelerator.is_local_main_process
     bar = tqdm(total=total_steps, initial=loop.step, desc="Training", disable=not show)
+    meter = EnergyMeter(
+        cfg.track_energy, cfg.energy_country, accelerator.is_main_process, accelerator.num_processes
+    )
     started, stop = time.perf_counter(), loop.step >= total_steps
     running_loss = [torch.tensor(value) for value in loop.running_loss]
     while not stop:
@@ -464,6 +467,7 @@ def run_training(
             loop.epoch, loop.batches_in_epoch = loop.epoch + 1, 0
     bar.close()
     seconds = loop.seconds_before + time.perf_counter() - started
+    energy = meter.stop()
 
     # Restore the best adapter; its validation scores were measured when it was best (no second pass).
     if best_state is not None:
@@ -503,5 +507,5 @@ def run_training(
         accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
     )
     outcome.full_state = full_state
-    outcome.cost = cost_report(built, accelerator, seconds, loop.step, per_step)
+    outcome.cost = {**cost_report(built, accelerator, seconds, loop.step, per_step), "energy": energy}
     return outcome

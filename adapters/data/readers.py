@@ -8,6 +8,7 @@ one-line user error that names the source.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 from adapters.errors import AdaptersUserError
 from adapters.hub import HUB_UNREACHABLE, hub_unreachable, looks_like_hub_id, quiet_loading, root_cause
 
-__all__ = ["read_source", "detect_format", "SPLIT_ALIASES"]
+__all__ = ["read_source", "stream_source", "detect_format", "SPLIT_ALIASES"]
 
 _SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _DATASETS_BUILDER = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
@@ -150,3 +151,39 @@ def read_source(source: str | pd.DataFrame, fmt: str = "auto") -> dict[str, pd.D
     if len(renamed) == 1:
         return {"all": renamed["train"]}
     return renamed
+
+
+def stream_source(source: str, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """Rows of a csv/jsonl/parquet file in frames of ``batch_rows``, never the whole file in memory.
+
+    ``datasets`` streaming parses the file as training did (same builders, same types); other sources
+    (directories, Hub datasets, built-ins) are read whole. A file that fails midway gives the same
+    one-line error as :func:`read_source`.
+    """
+    kind = detect_format(source)
+    if kind not in _DATASETS_BUILDER:
+        yield pd.concat(read_source(source, kind).values(), ignore_index=True)
+        return
+    import datasets
+
+    kwargs = {"delimiter": "\t"} if source.lower().endswith(".tsv") else {}
+    wrapper = datasets.exceptions.DatasetGenerationError
+    rows = 0
+    with quiet_loading():
+        stream = datasets.load_dataset(
+            _DATASETS_BUILDER[kind], data_files=source, split="train", streaming=True, **kwargs
+        )
+        batches = stream.iter(batch_size=batch_rows)
+    while True:
+        try:
+            with quiet_loading():
+                batch = next(batches, None)
+        except Exception as exc:  # the file's fault (a bad line midway): name the file and the line
+            reason = _diagnose(Path(source), kind) or root_cause(exc, skip=(wrapper,))
+            raise AdaptersUserError(f"could not read data ({reason})", where=source) from None
+        if batch is None:
+            break
+        rows += len(next(iter(batch.values()), []))
+        yield pd.DataFrame(batch)
+    if rows == 0:
+        raise AdaptersUserError("no rows to read", where=source)
