@@ -42,6 +42,8 @@ _LAZY = {
     "predict": "adapters.api",
     "load": "adapters.api",
     "Classifier": "adapters.artifact",
+    "MultiAdapter": "adapters.multi",
+    "push": "adapters.share",
 }
 
 __all__ = ["__version__", "data", *_LAZY]
