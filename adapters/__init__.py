@@ -44,6 +44,8 @@ _LAZY = {
     "Classifier": "adapters.artifact",
     "MultiAdapter": "adapters.multi",
     "push": "adapters.share",
+    "merge_adapter": "adapters.merge",
+    "export_onnx": "adapters.export",
 }
 
 __all__ = ["__version__", "data", *_LAZY]

@@ -85,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     combine.add_argument("--seed", type=int, default=0, help="seed of DARE's random drops")
     combine.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
 
+    merge = commands.add_parser(
+        "merge", help="merge an adapter into its base: a standalone transformers model"
+    )
+    merge.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
+    merge.add_argument("output", help="the merged model directory to write")
+    merge.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+
+    export = commands.add_parser("export", help="export a classification adapter (merged) to ONNX")
+    export.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
+    export.add_argument("output", help="the directory to write model.onnx, tokenizer and parity.json to")
+    export.add_argument("--onnx", action="store_true", help="export to ONNX (the one format so far)")
+    export.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic int8)")
+    export.add_argument(
+        "--data", help="labelled rows for the parity check (default: the recipe's test split)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+
     doctor = commands.add_parser("doctor", help="preflight: what will go wrong with this recipe and launcher")
     doctor.add_argument("recipe")
     doctor.add_argument("overrides", nargs="*", metavar="section.key=value")
@@ -162,11 +179,50 @@ def _combine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """``adapters merge``: write the merged model; say so when it was merged into a full-precision base."""
+    from adapters.hub import artifact_dir
+    from adapters.merge import MERGE_FILE, merge_adapter
+
+    output = merge_adapter(artifact_dir(args.directory), args.output, overwrite=args.overwrite)
+    record = json.loads((output / MERGE_FILE).read_text(encoding="utf-8"))
+    if record.get("note"):
+        print(f"note: {record['note']}")
+    print(f"merged model: {output} (loads with transformers.pipeline({record['pipeline']!r}, model=...))")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``adapters export --onnx``: write the ONNX model(s) and print the parity report's summary."""
+    from adapters.hub import artifact_dir
+
+    if not args.onnx:
+        raise AdaptersUserError("choose the format: --onnx (the only one so far)", where="export")
+    from adapters.export import export_onnx
+
+    report = export_onnx(
+        artifact_dir(args.directory), args.output, int8=args.int8, overwrite=args.overwrite, data=args.data
+    )
+    if report.get("merge_note"):
+        print(f"note: {report['merge_note']}")
+    auc = report["reference_roc_auc"]
+    print(f"parity on {report['rows']} rows ({report['rows_from']}); PyTorch ROC-AUC {auc}")
+    for row in (report[key] for key in ("onnx_fp32", "onnx_int8") if key in report):
+        size, diff = row["bytes"] / 2**20, row["max_abs_prob_diff"]
+        print(f"{row['file']}: {size:.1f} MiB, max |p - p_torch| {diff:.2e}, ROC-AUC {row['roc_auc']}")
+    print(f"exported to {args.output}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "combine":
         return _combine(args)
     if args.command == "push":
         return _push(args)
+    if args.command == "merge":
+        return _merge(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "recipes":
         from adapters.recipe import list_recipes
 

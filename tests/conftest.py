@@ -137,7 +137,13 @@ def tiny_recipe(model_dir: Path, **sections: dict) -> dict:
             "max_length": 32,
         },
         "method": {"type": "lora", "r": 4, "lora_alpha": 8, "target_modules": ["query", "value"]},
-        "training": {"epochs": 1, "per_device_batch_size": 8, "learning_rate": 5e-3, "log_with": [], "track_energy": False},
+        "training": {
+            "epochs": 1,
+            "per_device_batch_size": 8,
+            "learning_rate": 5e-3,
+            "log_with": [],
+            "track_energy": False,
+        },
         "eval": {
             "metrics": ["roc_auc", "accuracy", "f1", "log_loss", "expected_cost"],
             "cost_matrix": {"bad": {"good": 5}, "good": {"bad": 1}},
