@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +302,13 @@ def write_artifact(
     return summary
 
 
+def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Row indices in batches of similar length: far less padding than the input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
 class Classifier:
     """A trained artifact as a classifier: texts or rows in, probabilities or labels out."""
 
@@ -367,6 +374,16 @@ class Classifier:
         scores = to_scores(torch.from_numpy(logits), self.problem_type, self.scale).numpy()
         return scores.reshape(len(logits), -1).astype(np.float64)
 
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Tokenize rendered texts as in training (truncated to the recipe's max_length), as tensors."""
+        return self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.recipe.data.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+
     def logits(
         self, texts: Sequence[str], batch_size: int = 64, adapter_names: Sequence[str] | None = None
     ) -> np.ndarray:
@@ -377,18 +394,10 @@ class Classifier:
         """
         import torch
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                encoded = self.tokenizer(
-                    [texts[i] for i in chunk],
-                    truncation=True,
-                    max_length=self.recipe.data.max_length,
-                    padding=True,
-                    return_tensors="pt",
-                )
+            for chunk in sorted_batches(texts, batch_size):
+                encoded = self.encode([texts[i] for i in chunk])
                 encoded = {key: value.to(self.device) for key, value in encoded.items()}
                 if adapter_names is not None:
                     encoded["adapter_names"] = [adapter_names[i] for i in chunk]

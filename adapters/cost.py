@@ -59,13 +59,13 @@ class EnergyMeter:
         if not enabled or not main_process:
             return
         try:
-            import logging
-
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             from codecarbon import OfflineEmissionsTracker
         except ImportError:
             self.reason = "codecarbon not installed: pip install 'peft-recipes[energy]'"
             return
+        import logging
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after import: it sets its own level
         try:
             self.tracker = OfflineEmissionsTracker(
                 country_iso_code=country,

@@ -19,17 +19,24 @@ import json
 import logging
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from adapters.artifact import check_output_location, json_safe, publish, refuse_existing, staging_dir
+from adapters.artifact import (
+    check_output_location,
+    json_safe,
+    publish,
+    refuse_existing,
+    sorted_batches,
+    staging_dir,
+)
 from adapters.errors import AdaptersUserError
 
-__all__ = ["ONNX_FILE", "INT8_FILE", "PARITY_FILE", "OnnxClassifier", "export_onnx", "sorted_batches"]
+__all__ = ["ONNX_FILE", "INT8_FILE", "PARITY_FILE", "OnnxClassifier", "export_onnx"]
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -49,13 +56,6 @@ def require_onnx() -> tuple[Any, Any]:
             "pip install 'peft-recipes[onnx]'"
         ) from None
     return onnx, onnxruntime
-
-
-def sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
-    """Row indices in batches of similar length (as :class:`adapters.Classifier` does): less padding."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -98,7 +98,8 @@ def main() -> None:
 
     import torch
 
-    from adapters.export import roc_auc, sorted_batches
+    from adapters.artifact import sorted_batches
+    from adapters.export import roc_auc
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
@@ -110,13 +111,7 @@ def main() -> None:
         sizes = {path: (scratch / "onnx" / name).stat().st_size for path, name in sizes.items()}
         batches = []
         for chunk in sorted_batches(texts, args.batch_size):
-            encoded = classifier.tokenizer(
-                [texts[i] for i in chunk],
-                truncation=True,
-                max_length=classifier.recipe.data.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
+            encoded = classifier.encode([texts[i] for i in chunk])
             batches.append(
                 {"rows": chunk, "pt": dict(encoded), "np": {k: v.numpy() for k, v in encoded.items()}}
             )

@@ -20,6 +20,11 @@ def artifact(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     ).output_dir
 
 
+def _predict(artifact: Path, source: Path, output: Path, batch_rows: int) -> int:
+    arguments = ["predict", str(artifact), "--input", str(source), "--output", str(output)]
+    return main([*arguments, "--batch-rows", str(batch_rows), "--no-progress"])
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_streamed_equals_in_memory(
     artifact: Path, tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture
@@ -32,22 +37,7 @@ def test_streamed_equals_in_memory(
     else:
         frame.to_json(source, orient="records", lines=True)
     output = tmp_path / "scored.csv"
-    assert (
-        main(
-            [
-                "predict",
-                str(artifact),
-                "--input",
-                str(source),
-                "--output",
-                str(output),
-                "--batch-rows",
-                "7",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert _predict(artifact, source, output, 7) == 0
     printed = capsys.readouterr().out
     assert "wrote 53 rows" in printed and "rows/s)" in printed
     streamed = pd.read_csv(output)
@@ -65,22 +55,7 @@ def test_a_bad_line_midway_leaves_no_output(
     source = tmp_path / "broken.csv"
     source.write_text("\n".join(lines) + "\n")
     output = tmp_path / "scored.csv"
-    assert (
-        main(
-            [
-                "predict",
-                str(artifact),
-                "--input",
-                str(source),
-                "--output",
-                str(output),
-                "--batch-rows",
-                "8",
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    assert _predict(artifact, source, output, 8) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and str(source) in error and len(error.splitlines()) == 1
     assert not output.exists() and not list(tmp_path.glob(".scored.csv*"))
