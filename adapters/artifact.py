@@ -265,7 +265,11 @@ def write_artifact(
     from adapters.lineage import LINEAGE_FILE
 
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
-    model.save_pretrained(staging, safe_serialization=True, state_dict=outcome.full_state)
+    # save_embedding_layers=False: "auto" asks the Hub whether the base's vocabulary changed (we never
+    # resize it), which is a network call at save time.
+    model.save_pretrained(
+        staging, safe_serialization=True, state_dict=outcome.full_state, save_embedding_layers=False
+    )
     tokenizer.save_pretrained(staging)
     model.get_base_model().config.save_pretrained(staging)  # labels, problem type, decision threshold
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")

@@ -206,7 +206,9 @@ def _write_combined(
     for name in names:
         model.delete_adapter(name)
     model.eval()
-    model.save_pretrained(staging, selected_adapters=[COMBINED], safe_serialization=True)
+    model.save_pretrained(
+        staging, selected_adapters=[COMBINED], safe_serialization=True, save_embedding_layers=False
+    )
     tokenizer.save_pretrained(staging)
     shutil.copyfile(first.directory / "config.json", staging / "config.json")  # labels, decision settings
     data = first.recipe.data

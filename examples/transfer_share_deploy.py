@@ -7,7 +7,7 @@
 3. Serve both on one base model (``MultiAdapter``), merge B into a standalone transformers model, and
    export B to ONNX with int8 weights for a small CPU box, with the parity report.
 
-Run: python examples/transfer_share_deploy.py   (about 10 minutes on 2 CPU cores; no network needed)
+Run: python examples/transfer_share_deploy.py   (about 5 minutes on 2 CPU cores; no network needed)
 """
 
 from pathlib import Path
@@ -21,10 +21,17 @@ root = Path("outputs/example-transfer")
 quick = {"training.epochs": 1}  # one epoch each: enough to show the mechanics
 
 # 1. Portfolio A, then portfolio B starting from A's adapter (and head: the labels are the same).
-first = adapters.train("german-credit/lora", quick, output_dir=root / "portfolio-a", overwrite=True)
+first = adapters.train(
+    "german-credit/lora", {**quick, "name": "portfolio-a"}, output_dir=root / "portfolio-a", overwrite=True
+)
 second = adapters.train(
     "german-credit/lora",
-    {**quick, "data.source": "statlog_german_credit", "model.init_adapter": str(first.output_dir)},
+    {
+        **quick,
+        "name": "portfolio-b",
+        "data.source": "statlog_german_credit",
+        "model.init_adapter": str(first.output_dir),
+    },
     output_dir=root / "portfolio-b",
     overwrite=True,
 )
