@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ __all__ = [
     "CHECKPOINTS",
     "publish",
     "write_artifact",
+    "write_json",
+    "staged_output",
     "ARTIFACT_FILES",
 ]
 
@@ -142,6 +145,21 @@ def publish(staging: Path, output_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def staged_output(output_dir: Path, overwrite: bool = False) -> Iterator[Path]:
+    """A staging directory beside ``output_dir``, published when the block ends and removed if it fails.
+
+    What every command that writes a directory (merge, export, combine) needs: nothing half-written.
+    """
+    staging = staging_dir(output_dir, overwrite=overwrite)
+    try:
+        yield staging
+        publish(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def json_safe(payload: Any) -> Any:
     """NaN (e.g. ROC-AUC of a one-class split) becomes null, so the JSON stays valid."""
     if isinstance(payload, dict):
@@ -153,7 +171,8 @@ def json_safe(payload: Any) -> Any:
     return payload
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any) -> None:
+    """JSON with NaN as null and numpy numbers as floats, so every reader can parse it."""
     text = json.dumps(json_safe(payload), indent=2, allow_nan=False, default=float)
     path.write_text(text + "\n", encoding="utf-8")
 
@@ -273,7 +292,7 @@ def write_artifact(
     tokenizer.save_pretrained(staging)
     model.get_base_model().config.save_pretrained(staging)  # labels, problem type, decision threshold
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-    _write_json(staging / "metrics.json", {**outcome.metrics, "cost": outcome.cost})
+    write_json(staging / "metrics.json", {**outcome.metrics, "cost": outcome.cost})
     test = data.frames["test"]
     predictions_frame(
         test["row_id"],
@@ -299,9 +318,9 @@ def write_artifact(
         "data": data.info,
         "base_model": outcome.built.provenance,
     }
-    _write_json(staging / "training_summary.json", summary)
+    write_json(staging / "training_summary.json", summary)
     if lineage is not None:
-        _write_json(staging / LINEAGE_FILE, lineage)
+        write_json(staging / LINEAGE_FILE, lineage)
     write_model_card(staging, recipe, data, {**outcome.metrics, "cost": outcome.cost}, summary, lineage)
     return summary
 

@@ -14,7 +14,6 @@ source (the recipe's split, or a labelled file per source), and only then moved 
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters.artifact import check_output_location, json_safe, publish, refuse_existing, staging_dir
+from adapters.artifact import check_output_location, refuse_existing, staged_output, write_json
 from adapters.errors import AdaptersUserError
 from adapters.hub import quiet_loading
 from adapters.multi import AdapterSource, check_compatible, named_directories, read_sources
@@ -275,8 +274,7 @@ def combine(
     refuse_existing(output, overwrite)
     check_output_location(output, None, [*(source.directory for source in sources), *data.values()])
     first = sources[0]
-    staging = staging_dir(output, overwrite=overwrite)
-    try:
+    with staged_output(output, overwrite) as staging:
         with tempfile.TemporaryDirectory(prefix="adapters-combine-") as scratch:
             splits = {s.name: data.get(s.name) or _test_split(s, Path(scratch)) for s in sources}
             parity_rows = pd.concat(read_source(str(splits[first.name])).values(), ignore_index=True)
@@ -322,12 +320,7 @@ def combine(
             "settings_from": first.name,
             "evaluation": evaluation,
         }
-        text = json.dumps(json_safe(record), indent=2, allow_nan=False, default=float)
-        (staging / "combine.json").write_text(text + "\n", encoding="utf-8")
+        write_json(staging / "combine.json", record)
         (staging / "combine.md").write_text(summary, encoding="utf-8")
         (staging / "README.md").write_text(summary, encoding="utf-8")  # PEFT's generic card, replaced
-        publish(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return CombineResult(output, evaluation, table)

@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import logging
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,11 +27,10 @@ import pandas as pd
 
 from adapters.artifact import (
     check_output_location,
-    json_safe,
-    publish,
     refuse_existing,
     sorted_batches,
-    staging_dir,
+    staged_output,
+    write_json,
 )
 from adapters.errors import AdaptersUserError
 
@@ -268,8 +266,7 @@ def export_onnx(
             merged_probabilities, unmerged, roc_auc(labels, merged_probabilities, positive), ref_auc
         ),
     }
-    staging = staging_dir(output, overwrite=overwrite)
-    try:
+    with staged_output(output, overwrite) as staging:
         _export(model, merged.tokenizer, staging / ONNX_FILE)
         merged.tokenizer.save_pretrained(staging)
         model.config.save_pretrained(staging)
@@ -291,11 +288,6 @@ def export_onnx(
                 f"tolerance {_FP32_TOLERANCE}); nothing was written"
             )
         record = {**merged.record, "format": "onnx", "files": [name for _, name in files]}
-        for name, payload in ((MERGE_FILE, record), (PARITY_FILE, report)):
-            text = json.dumps(json_safe(payload), indent=2)
-            (staging / name).write_text(text + "\n", encoding="utf-8")
-        publish(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_json(staging / MERGE_FILE, record)
+        write_json(staging / PARITY_FILE, report)
     return report

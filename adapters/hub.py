@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from adapters.errors import AdaptersUserError
+
 __all__ = [
     "HUB_UNREACHABLE",
     "looks_like_hub_id",
@@ -124,13 +126,9 @@ def artifact_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
         return path
     name = str(name_or_path)
     if not looks_like_hub_id(name):
-        from adapters.errors import AdaptersUserError
-
         raise AdaptersUserError("no such adapter directory", where=name)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-
-    from adapters.errors import AdaptersUserError
 
     try:
         return Path(snapshot_download(repo_id=name, revision=revision))

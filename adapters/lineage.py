@@ -168,9 +168,7 @@ def build_lineage(
     parents = []
     init = provenance.get("init_adapter")
     if init is not None:
-        from adapters.transfer import start_adapter_dir
-
-        parents.append(_parent(start_adapter_dir(init["name"]), init["name"]))
+        parents.append(_parent(Path(init["directory"]), init["name"]))
     package_root = Path(__file__).resolve().parent.parent
     return {
         "schema": SCHEMA,

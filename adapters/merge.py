@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.artifact import check_output_location, json_safe, publish, refuse_existing, staging_dir
+from adapters.artifact import check_output_location, refuse_existing, staged_output, write_json
 from adapters.errors import AdaptersUserError
 from adapters.recipe import Recipe, load_recipe
 
@@ -163,16 +163,10 @@ def merge_adapter(directory: str | Path, output: str | Path, overwrite: bool = F
     refuse_existing(output, overwrite)
     check_output_location(output, None, [directory])
     merged = merged_model(directory)
-    staging = staging_dir(output, overwrite=overwrite)
-    try:
+    with staged_output(output, overwrite) as staging:
         merged.model.save_pretrained(staging)
         merged.tokenizer.save_pretrained(staging)
-        text = json.dumps(json_safe(merged.record), indent=2)
-        (staging / MERGE_FILE).write_text(text + "\n", encoding="utf-8")
+        write_json(staging / MERGE_FILE, merged.record)
         if (directory / "lineage.json").is_file():  # the merged model has the adapter's provenance
             shutil.copyfile(directory / "lineage.json", staging / "lineage.json")
-        publish(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output

@@ -449,6 +449,7 @@ def build_model(
     if start is not None:
         provenance["init_adapter"] = {
             "name": model_config.init_adapter,
+            "directory": str(start),  # resolved once: a Hub id is not looked up again for the lineage
             **load_start_weights(peft_model, start, label_names),
         }
     provenance.update(

@@ -12,7 +12,7 @@ import pytest
 import adapters
 from adapters.errors import AdaptersUserError
 from adapters.recipe import load_recipe
-from tests.conftest import tiny_recipe
+from tests.conftest import tiny_recipe, write_data
 
 FLAGS = {
     "debt": "arrears",
@@ -74,7 +74,7 @@ def test_multi_label_trains_tunes_thresholds_and_predicts(tiny_model_dir: Path, 
     assert probabilities.shape == (2, 3) and not np.allclose(probabilities.sum(1), 1)  # independent sigmoids
     predicted = classifier.predict(["debt late teacher", "salary owner house"])
     assert "arrears" in predicted[0].split("|") and "stable" in predicted[1].split("|")
-    scored = adapters.evaluate(result.output_dir, _write(tmp_path, frame.head(40)))
+    scored = adapters.evaluate(result.output_dir, write_data(tmp_path, frame.head(40), "holdout.csv"))
     assert 0 <= scored["f1_micro"] <= 1
 
 
@@ -127,13 +127,6 @@ def test_task_recipe_rules() -> None:
         load_recipe(
             {"task": "multi_label", "model": {"head": "verbalizer", "verbalizer": {"words": {"a": " a"}}}}
         )
-
-
-def _write(tmp_path: Path, frame: pd.DataFrame) -> Path:
-    path = tmp_path / "data" / "holdout.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
 
 
 def test_regression_recipe_tiny_twin(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -228,7 +221,7 @@ def test_pii_tagging_recipe_tags_words_and_reloads(tiny_model_dir: Path, tmp_pat
         classifier.predict_proba([note])
     from adapters.data.synthetic import loan_notes
 
-    scored = adapters.evaluate(result.output_dir, _write(tmp_path, loan_notes(40)))
+    scored = adapters.evaluate(result.output_dir, write_data(tmp_path, loan_notes(40), "holdout.csv"))
     assert 0 <= scored["entity_f1"] <= 1 and scored["token_accuracy"] > 0.8
     out = adapters.predict(result.output_dir, loan_notes(3))
     assert [len(tags.split()) for tags in out["prediction"]] == [
