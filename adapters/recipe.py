@@ -31,6 +31,8 @@ __all__ = [
     "MethodConfig",
     "TrainingConfig",
     "EvalConfig",
+    "FairnessAttributeConfig",
+    "PrivacyConfig",
     "CardConfig",
     "LOWER_IS_BETTER",
     "TASK_METRICS",
@@ -149,6 +151,9 @@ class DataConfig(_Section):
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
     label_separator: str = Field("|", min_length=1)  # multi_label: "late|fraud" in one label cell
+    # Columns kept out of the model's input (their sentences are dropped from the template, or the column
+    # from text_columns) while staying available to the fairness report: protected attributes.
+    exclude_from_text: list[str] = Field(default_factory=list)
 
     @field_validator("label_names", mode="before")
     @classmethod
@@ -167,6 +172,19 @@ class DataConfig(_Section):
         if self.validation_size + self.test_size >= 1:
             raise ValueError("data.validation_size + data.test_size must be below 1")
         return self
+
+
+class PrivacyConfig(_Section):
+    """Differentially private training (DP-SGD with Opacus, extra [dp]) of the trainable parameters only.
+
+    ``delta`` None means 1/n (n training rows); the noise is calibrated so the accountant's spent epsilon
+    after all steps is at most ``epsilon``.
+    """
+
+    epsilon: float = Field(8.0, gt=0)
+    delta: float | None = Field(None, gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)  # per-sample clipping norm
+    accountant: Literal["prv", "rdp"] = "prv"
 
 
 class TrainingConfig(_Section):
@@ -201,6 +219,7 @@ class TrainingConfig(_Section):
     # (ISO 3166 alpha-3, e.g. DEU): the grid's carbon intensity is a per-country figure.
     track_energy: bool = True
     energy_country: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    privacy: PrivacyConfig | None = None  # DP-LoRA; None trains without differential privacy
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -215,13 +234,47 @@ class TrainingConfig(_Section):
         return value
 
 
+class FairnessAttributeConfig(_Section):
+    """A protected attribute for the fairness report: a column of the data and how its values group.
+
+    A numeric column is cut at ``bins`` (``[25]``: below 25 / 25 and over) into groups named ``labels``;
+    any other column groups by its values. ``not_reported`` names why the attribute is listed but not
+    split (e.g. the data cannot recover it), which the report then states instead of a wrong split.
+    """
+
+    column: str
+    bins: list[float] | None = None
+    labels: list[str] | None = None
+    not_reported: str | None = None
+
+    @model_validator(mode="after")
+    def _labels_fit_bins(self) -> FairnessAttributeConfig:
+        if self.labels is not None and (self.bins is None or len(self.labels) != len(self.bins) + 1):
+            raise ValueError("eval.fairness: labels needs bins, and one label more than bins")
+        return self
+
+
 class EvalConfig(_Section):
-    """Metrics computed on validation (model selection) and test (the reported figure)."""
+    """Metrics computed on validation (model selection) and test (the reported figure), and the decision
+    settings fitted on validation after training: calibration and threshold."""
 
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
     primary_metric: str = "roc_auc"
-    threshold: float = Field(0.5, gt=0, lt=1)
+    # A fixed cut-off on P(positive), or a rule applied on validation: max_f1, min_cost (needs cost_matrix).
+    threshold: float | Literal["max_f1", "min_cost"] = 0.5
     cost_matrix: dict[str, dict[str, float]] | None = None
+    # Fitted on validation after training, saved in config.json, applied by predict_proba.
+    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    fairness: list[FairnessAttributeConfig] = Field(default_factory=list)
+    # Largest demographic-parity or equalized-odds gap tolerated; above it: a warning (--strict: exit 3)
+    fairness_max_gap: float | None = Field(None, gt=0, le=1)
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_inside(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("eval.threshold must lie strictly between 0 and 1, or be max_f1 or min_cost")
+        return value
 
     @field_validator("cost_matrix", mode="before")
     @classmethod
@@ -242,6 +295,8 @@ class EvalConfig(_Section):
                     "(e.g. cost_matrix: {bad: {good: 5}, good: {bad: 1}})"
                 )
             self.metrics = [name for name in self.metrics if name != "expected_cost"]
+        if self.threshold == "min_cost" and not self.cost_matrix:
+            raise ValueError("eval.threshold: min_cost needs eval.cost_matrix")
         if self.primary_metric != "loss" and self.primary_metric not in self.metrics:
             raise ValueError(
                 f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "

@@ -66,21 +66,39 @@ def resolve_data_config(config: DataConfig) -> DataConfig:
 
     builtin = BUILTIN_DATASETS.get(config.source) if config.format in ("auto", "builtin") else None
     if builtin is None:
-        return config
+        return _without_excluded(config)
     updates: dict[str, Any] = {}
     if not config.template and not config.text_columns:
         updates["template"] = builtin.template
     if config.label_column not in (None, builtin.label_column):
-        return config.model_copy(
-            update=updates
-        )  # another column is the target: its labels come from the data
+        # another column is the target: its labels come from the data
+        return _without_excluded(config.model_copy(update=updates))
     if config.label_column is None:
         updates["label_column"] = builtin.label_column
     if config.label_names is None:
         updates["label_names"] = list(builtin.label_names)
     if config.positive_label is None:
         updates["positive_label"] = builtin.positive_label
-    return config.model_copy(update=updates)
+    return _without_excluded(config.model_copy(update=updates))
+
+
+def _without_excluded(config: DataConfig) -> DataConfig:
+    """Take ``exclude_from_text`` columns out of the rendering: their sentences leave the template, or
+    they leave ``text_columns``. The saved recipe holds the result, so prediction renders alike."""
+    from adapters.data.template import drop_columns
+
+    excluded = config.exclude_from_text
+    if not excluded:
+        return config
+    if config.template:
+        return config.model_copy(update={"template": drop_columns(config.template, excluded)})
+    columns = [name for name in config.text_columns or [] if name not in excluded]
+    if config.text_columns and not columns:
+        raise AdaptersUserError(
+            "data.exclude_from_text removes every text column; the model would read nothing",
+            where="data.exclude_from_text",
+        )
+    return config.model_copy(update={"text_columns": columns or config.text_columns})
 
 
 def render_text(
