@@ -40,6 +40,7 @@ _LAZY = {
     "train": "adapters.api",
     "evaluate": "adapters.api",
     "predict": "adapters.api",
+    "explain": "adapters.api",
     "load": "adapters.api",
     "Classifier": "adapters.artifact",
     "MultiAdapter": "adapters.multi",

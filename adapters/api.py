@@ -35,7 +35,17 @@ from adapters.lineage import build_lineage
 from adapters.recipe import Recipe, load_recipe
 from adapters.transfer import start_adapter_dir
 
-__all__ = ["TrainResult", "train", "evaluate", "predict", "predict_file", "load", "Classifier"]
+__all__ = [
+    "TrainResult",
+    "train",
+    "evaluate",
+    "fairness",
+    "predict",
+    "predict_file",
+    "explain",
+    "load",
+    "Classifier",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +111,11 @@ def train(
     if resolved.model.init_adapter:  # a missing starting adapter is reported before any work
         start_adapter_dir(resolved.model.init_adapter)
     prepared = prepare_data(resolved.data, data, resolved.task)
+    # --- eval.fairness: protected columns present and groupable, task binary; refused before training ---
+    if resolved.eval.fairness:
+        from adapters.fairness import check_recipe_fairness
+
+        check_recipe_fairness(resolved, prepared)
     # Heavy imports only now: a bad recipe, path or data file is reported in about a second.
     from accelerate import PartialState
 
@@ -157,26 +172,36 @@ def train(
     return TrainResult(target, outcome.metrics, summary)
 
 
-def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str, float]:
-    """Metrics of a trained artifact on a labelled file, or on its recipe's own test split."""
+def evaluate(
+    directory: str | Path, data: str | Path | None = None, *, with_fairness: bool = False
+) -> dict[str, Any]:
+    """Metrics of a trained artifact on a labelled file, or on its recipe's own test split.
+
+    ``with_fairness=True``, for a recipe that lists ``eval.fairness``, adds the key ``"fairness"``: the
+    report of :mod:`adapters.fairness` on the same rows (the file's own columns, or the test split's raw
+    columns), with the logistic-regression baseline refitted on the recipe's training split when that data
+    is still readable. Without it the result is the metrics alone, as always.
+    """
     import numpy as np
 
     from adapters.metrics import compute_metrics
     from adapters.training import metric_kwargs
 
     classifier = load(directory)
+    prepared = None
     if data is None:
         if classifier.recipe.data.source == "<DataFrame>":
             raise AdaptersUserError(
                 "this adapter was trained from a DataFrame; pass a labelled file with --data",
                 where=str(directory),
             )
-        test = prepare_data(classifier.recipe.data, task=classifier.recipe.task).frames["test"]
+        prepared = prepare_data(classifier.recipe.data, task=classifier.recipe.task)
+        test, table = prepared.frames["test"], prepared.tables["test"]
         texts, labels = test["text"].tolist(), test["label"].tolist()
     else:
-        frame = pd.concat(read_source(str(data), "auto").values(), ignore_index=True)
+        table = pd.concat(read_source(str(data), "auto").values(), ignore_index=True)
         examples = to_examples(
-            frame,
+            table,
             classifier.recipe.data.model_copy(update={"split_column": None}),
             classifier.label_names,
             where=str(data),
@@ -200,12 +225,43 @@ def evaluate(directory: str | Path, data: str | Path | None = None) -> dict[str,
     probabilities = classifier.predict_proba(texts)
     if classifier.problem_type == "regression":
         probabilities = probabilities[:, 0]
-    return compute_metrics(
+    metrics = compute_metrics(
         classifier.recipe.eval.metrics,
         probabilities,
         np.asarray(labels),
-        **metric_kwargs(classifier.recipe, classifier.label_names, classifier.label_thresholds),
+        **metric_kwargs(
+            classifier.recipe, classifier.label_names, classifier.label_thresholds, classifier.threshold
+        ),
     )
+    if with_fairness:
+        metrics.update(_fairness(classifier, table, labels, probabilities, prepared))
+    return metrics
+
+
+def _fairness(
+    classifier: Classifier, table: pd.DataFrame, labels: list[Any], probabilities: Any, prepared: Any
+) -> dict[str, Any]:
+    """``{"fairness": report}`` for :func:`evaluate` when the recipe lists ``eval.fairness``, else ``{}``.
+    The baseline refits on the recipe's training split; data that is gone means no baseline, not an error."""
+    from adapters.fairness import applies, run_fairness
+
+    recipe = classifier.recipe
+    if not applies(recipe, classifier.label_names):
+        return {}
+    if prepared is None and recipe.data.source != "<DataFrame>":
+        try:
+            prepared = prepare_data(recipe.data, task=recipe.task)
+        except AdaptersUserError:
+            prepared = None
+    positive = recipe.data.positive_label or classifier.label_names[-1]
+    scores = probabilities[:, classifier.label_names.index(positive)]
+    return {"fairness": run_fairness(recipe, table, labels, scores, classifier.threshold, training=prepared)}
+
+
+def fairness(directory: str | Path, data: str | Path | None = None) -> dict[str, Any] | None:
+    """The fairness report of a trained artifact (see :func:`evaluate`); None when its recipe lists no
+    ``eval.fairness`` attributes or is not a two-label classification."""
+    return evaluate(directory, data, with_fairness=True).get("fairness")
 
 
 def _scored(classifier: Classifier, frame: pd.DataFrame) -> pd.DataFrame:
@@ -292,3 +348,32 @@ def predict_file(
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / max(seconds, 1e-9), 1),
     }
+
+
+def explain(
+    directory: str | Path | Classifier,
+    inputs: str | Path | pd.DataFrame,
+    output: str | Path | None = None,
+    top: int = 4,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """Reason codes: per row, the ``top`` attributes (or words) that raised P(positive) most, by occlusion.
+
+    A declined applicant must be told why; see :mod:`adapters.reasons` for what a reason is and
+    ``docs/explain.md`` for what occlusion does not guarantee. Writes the CSV atomically if asked.
+    ``directory`` may be a loaded :class:`Classifier`, so a caller that times or repeats it loads once.
+    """
+    from adapters.reasons import check_settings, explain_frame
+
+    check_settings(top, batch_size)
+    classifier = directory if isinstance(directory, Classifier) else load(directory)
+    frame = (
+        inputs
+        if isinstance(inputs, pd.DataFrame)
+        else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
+    )
+    result, _ = explain_frame(classifier, frame, top=top, batch_size=batch_size)
+    if output is not None:
+        with _atomic_file(output) as temporary:
+            result.to_csv(temporary, index=False)
+    return result

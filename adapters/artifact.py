@@ -281,6 +281,7 @@ def write_artifact(
     """Save adapter, tokenizer, label config, recipe, metrics, predictions, lineage and card into
     ``staging``."""
     from adapters.card import write_model_card
+    from adapters.fairness import report_for_run
     from adapters.lineage import LINEAGE_FILE
 
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
@@ -292,7 +293,9 @@ def write_artifact(
     tokenizer.save_pretrained(staging)
     model.get_base_model().config.save_pretrained(staging)  # labels, problem type, decision threshold
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
-    write_json(staging / "metrics.json", {**outcome.metrics, "cost": outcome.cost})
+    privacy = getattr(outcome, "privacy", None)  # DP-SGD: the accountant's spent epsilon and delta
+    reported = {**outcome.metrics, "cost": outcome.cost, **({"privacy": privacy} if privacy else {})}
+    write_json(staging / "metrics.json", reported)
     test = data.frames["test"]
     predictions_frame(
         test["row_id"],
@@ -304,7 +307,8 @@ def write_artifact(
     ).to_csv(staging / "predictions.csv", index=False)
     sharded = outcome.full_state is not None  # the model in memory is a shard: compare with the run's output
     texts = data.frames["test" if sharded else "validation"]["text"].head(8).tolist()
-    expected = outcome.test_probabilities[:8] if sharded else None
+    raw = getattr(outcome, "raw_test_probabilities", None)
+    expected = (raw if raw is not None else outcome.test_probabilities)[:8] if sharded else None
     difference = check_parity(
         model, tokenizer, staging, texts, recipe.model, recipe.data.max_length, expected
     )
@@ -318,10 +322,17 @@ def write_artifact(
         "data": data.info,
         "base_model": outcome.built.provenance,
     }
+    # eval.fairness: fairness.json + fairness.png on the test split (None when the recipe lists none);
+    # the summary file records the gap check, the returned summary and the card get the whole report.
+    fairness = report_for_run(staging, outcome, recipe, data)
+    if fairness is not None:
+        summary.update(fairness_max_gap=fairness["max_gap"], fairness_gap_exceeded=fairness["gap_exceeded"])
     write_json(staging / "training_summary.json", summary)
+    if fairness is not None:
+        summary["fairness"] = fairness
     if lineage is not None:
         write_json(staging / LINEAGE_FILE, lineage)
-    write_model_card(staging, recipe, data, {**outcome.metrics, "cost": outcome.cost}, summary, lineage)
+    write_model_card(staging, recipe, data, reported, summary, lineage)
     return summary
 
 
@@ -370,6 +381,8 @@ class Classifier:
         self.task = getattr(config, "adapters_task", None) or "classification"
         self.scale = target_scale(config)
         self.positive_label = getattr(config, "positive_label", None)
+        # Fitted on validation after training (temperature or isotonic); applied to every probability.
+        self.calibration = getattr(config, "calibration", None)
         self.device = next(self.model.parameters()).device
 
     def texts(self, inputs: pd.DataFrame | Sequence[str] | str) -> list[str]:
@@ -391,11 +404,17 @@ class Classifier:
         return self.scores(self.logits(with_question(self.texts(inputs), self.verbalizer), batch_size))
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
-        """Logits of :meth:`logits` → what the task reports (probabilities, or numbers for regression)."""
+        """Logits of :meth:`logits` → what the task reports: class probabilities (calibrated when the
+        adapter saved a calibration), per-label probabilities, or numbers for regression."""
         import torch
 
+        from adapters.metrics.calibration import apply_calibration
+
         scores = to_scores(torch.from_numpy(logits), self.problem_type, self.scale).numpy()
-        return scores.reshape(len(logits), -1).astype(np.float64)
+        scores = scores.reshape(len(logits), -1).astype(np.float64)
+        if self.calibration and self.problem_type not in ("regression", "multi_label_classification"):
+            scores = apply_calibration(scores, self.calibration)
+        return scores
 
     def encode(self, texts: Sequence[str]) -> Any:
         """Tokenize rendered texts as in training (truncated to the recipe's max_length), as tensors."""

@@ -156,6 +156,8 @@ def render_model_card(
     """The whole card as text (YAML header + body)."""
     from huggingface_hub import ModelCard
 
+    from adapters.fairness import card_section
+
     base = summary.get("base_model", {})
     base_id = base.get("hub_id") or base.get("local_path") or recipe.model.name_or_path
     base_note = (
@@ -195,7 +197,7 @@ def render_model_card(
             else "none executed (`trust_remote_code: false`)"
         ),
         task_line=_task_line(recipe, data.label_names),
-        decision_line=_decision_line(recipe, data.label_names),
+        decision_line=_decision_line(recipe, data.label_names, metrics) + _privacy_line(lineage),
         use_code=_use_code(recipe),
         method_args=", ".join(f"{k}={v}" for k, v in recipe.method.peft_kwargs().items()) or "defaults",
         modules_to_save=", ".join(f"`{m}`" for m in base.get("modules_to_save", [])) or "none",
@@ -212,6 +214,7 @@ def render_model_card(
         seconds=summary.get("train_seconds"),
         best_step=summary.get("best_step"),
         test_rows=rows.get("test", "?"),
+        fairness_section=card_section(recipe, summary.get("fairness")),  # eval.fairness, exclude_from_text
     )
     return str(card)
 
@@ -271,7 +274,21 @@ def _task_line(recipe: Recipe, labels: list[str]) -> str:
     return f"sequence classification ({len(labels)} labels: {', '.join(labels)})"
 
 
-def _decision_line(recipe: Recipe, labels: list[str]) -> str:
+def _privacy_line(lineage: dict[str, Any] | None) -> str:
+    """DP-SGD runs: the guarantee the weights carry, so a reader does not assume more (or less)."""
+    spent = (lineage or {}).get("privacy")
+    if not spent:
+        return ""
+    return (
+        f" Trained with differential privacy (DP-SGD, Opacus): the adapter and head weights are "
+        f"(ε = {spent['epsilon']:.2f}, δ = {spent['delta']:.2g})-DP with respect to each training row "
+        f"(noise multiplier {spent['noise_multiplier']:.3f}, clipping norm {spent['max_grad_norm']}, "
+        f"{spent['steps']} steps, {spent['accountant']} accountant); validation rows, used for model "
+        "selection and calibration, are not protected."
+    )
+
+
+def _decision_line(recipe: Recipe, labels: list[str], metrics: dict[str, Any] | None = None) -> str:
     if recipe.task == "sft":
         return "Prompts end with a newline; the response follows and ends with the tokenizer's EOS."
     if recipe.task == "token_classification":
@@ -282,7 +299,53 @@ def _decision_line(recipe: Recipe, labels: list[str]) -> str:
         )
     if recipe.task == "multi_label":
         return "Per-label thresholds, tuned on validation for F1, are in `config.json` (`label_thresholds`)."
-    return f"Decision threshold on P({recipe.data.positive_label or labels[-1]}): {recipe.eval.threshold}."
+    return _calibration_lines(recipe, labels, metrics or {})
+
+
+def _calibration_lines(recipe: Recipe, labels: list[str], metrics: dict[str, Any]) -> str:
+    """How scores become calibrated probabilities and decisions, with what that changed on test."""
+    positive = recipe.data.positive_label or labels[-1]
+    threshold = metrics.get("threshold", {})
+    calibration = metrics.get("calibration", {})
+    spec = calibration.get("spec") or {}
+    value = threshold.get("value", recipe.eval.threshold)
+    lines = []
+    if spec.get("method") == "temperature":
+        lines.append(
+            f"Probabilities are calibrated by temperature scaling (T = {spec['temperature']:.3f}, fitted on "
+            "validation; `config.json` → `calibration`): a plain-PEFT user computes "
+            "`softmax(logits / T)`."
+        )
+    elif spec.get("method") == "isotonic":
+        lines.append(
+            f"P({positive}) is calibrated by isotonic regression fitted on validation (`config.json` → "
+            "`calibration`: interpolate `x` → `y`)."
+        )
+    else:
+        lines.append("Probabilities are the softmax of the logits (no calibration).")
+    before, after = calibration.get("test_before", {}), calibration.get("test_after", {})
+    if spec and "ece" in before:
+        lines.append(
+            f"Test ECE {before['ece']:.3f} → {after['ece']:.3f}, Brier {before['brier']:.3f} → "
+            f"{after['brier']:.3f}."
+        )
+    rule = threshold.get("rule", recipe.eval.threshold)
+    how = f" (rule `{rule}` on validation)" if isinstance(rule, str) else ""
+    lines.append(
+        f"Decision threshold on P({positive}): {float(value):.3f}{how}; `config.json` → `decision_threshold`."
+    )
+    test = threshold.get("test", {})
+    if "approval_rate" in test:
+        line = (
+            f"On test: approval rate {test['approval_rate']:.1%} (at 0.5: {test['approval_rate_at_0.5']:.1%})"
+        )
+        if "expected_cost" in test:
+            line += (
+                f", expected cost per applicant {test['expected_cost']:.3f} "
+                f"(at 0.5: {test['expected_cost_at_0.5']:.3f})"
+            )
+        lines.append(line + ".")
+    return " ".join(lines)
 
 
 def write_model_card(

@@ -16,6 +16,10 @@ from adapters.errors import AdaptersUserError
 __all__ = ["main", "build_parser"]
 
 
+FAIRNESS_EXIT = 3  # --strict: the fairness gap exceeded eval.fairness_max_gap (user errors exit 2)
+_STRICT_HELP = f"exit {FAIRNESS_EXIT} when a fairness gap exceeds eval.fairness_max_gap (default: warn only)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adapters", description="Parameter-efficient transfer learning recipes."
@@ -34,12 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted run from its newest complete checkpoint (training.checkpoint_every)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--strict", action="store_true", help=_STRICT_HELP)
 
     evaluate = commands.add_parser("eval", help="metrics of a trained artifact")
     evaluate.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
     evaluate.add_argument(
         "--data", help="a labelled csv/jsonl/parquet file (default: the recipe's test split)"
     )
+    evaluate.add_argument("--strict", action="store_true", help=_STRICT_HELP)
 
     predict = commands.add_parser("predict", help="probabilities for new rows")
     predict.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
@@ -47,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", required=True, help="CSV to write (input columns + prob_<label>)")
     predict.add_argument("--batch-rows", type=int, default=2048, help="rows read and scored at a time")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    explain = commands.add_parser("explain", help="reason codes: what raised each row's probability")
+    explain.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
+    explain.add_argument("--input", required=True, help="csv/jsonl/parquet file with the recipe's columns")
+    explain.add_argument("--output", required=True, help="CSV to write (row_id, score, reason_1.., reasons)")
+    explain.add_argument("--top", type=int, default=4, help="reasons per row at most (default 4)")
+    explain.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default 64)")
 
     lineage = commands.add_parser("lineage", help="where an adapter's knowledge came from, as a tree")
     lineage.add_argument("directory", help="an artifact directory or Hub repo id")
@@ -214,6 +227,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fairness_exit(report: dict | None, strict: bool, where: str) -> int:
+    """The exit code after train/eval: ``FAIRNESS_EXIT`` under ``--strict`` when the gap was exceeded (the
+    warning itself was printed when the report was made; the artifact, if any, is written). The summary
+    line goes to stderr so that eval's stdout stays one JSON document."""
+    if report is None:
+        if strict:
+            print("note: --strict checks nothing: the recipe lists no eval.fairness", file=sys.stderr)
+        return 0
+    gap, limit = report.get("max_gap"), report.get("max_gap_allowed")
+    shown = "n/a" if gap is None else f"{gap:.3f}"
+    print(f"fairness: largest gap {shown} (eval.fairness_max_gap {limit}); see {where}", file=sys.stderr)
+    if strict and report.get("gap_exceeded"):
+        print(
+            f"error: fairness gap {shown} exceeds eval.fairness_max_gap {limit} (--strict)", file=sys.stderr
+        )
+        return FAIRNESS_EXIT
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "combine":
         return _combine(args)
@@ -273,8 +305,11 @@ def _run(args: argparse.Namespace) -> int:
         if PartialState().is_main_process:  # already initialised by train()
             print(json.dumps(result.metrics, indent=2))
             print(f"artifact: {result.output_dir}")
+            return _fairness_exit(result.summary.get("fairness"), args.strict, "fairness.json")
     elif args.command == "eval":
-        print(json.dumps(api.evaluate(args.directory, args.data), indent=2))
+        evaluated = api.evaluate(args.directory, args.data, with_fairness=True)
+        print(json.dumps(evaluated, indent=2))
+        return _fairness_exit(evaluated.get("fairness"), args.strict, 'the "fairness" key')
     elif args.command == "predict":
         if args.batch_rows < 1:
             raise AdaptersUserError("must be a positive number of rows", where="--batch-rows")
@@ -282,6 +317,17 @@ def _run(args: argparse.Namespace) -> int:
             args.directory, args.input, args.output, args.batch_rows, progress=not args.no_progress
         )
         print(f"wrote {done['rows']} rows to {args.output} ({done['rows_per_second']} rows/s)")
+    elif args.command == "explain":
+        import time
+
+        from adapters.reasons import check_settings
+
+        check_settings(args.top, args.batch_size)  # before loading the model
+        classifier = api.load(args.directory)
+        started = time.perf_counter()  # rows/s of reading and explaining, as `predict` reports it
+        explained = api.explain(classifier, args.input, args.output, args.top, args.batch_size)
+        rate = len(explained) / max(time.perf_counter() - started, 1e-9)
+        print(f"explained {len(explained)} rows into {args.output} ({rate:.1f} rows/s)")
     return 0
 
 

@@ -14,8 +14,8 @@ source (the recipe's split, or a labelled file per source), and only then moved 
 
 from __future__ import annotations
 
+import json
 import math
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -209,7 +209,11 @@ def _write_combined(
         staging, selected_adapters=[COMBINED], safe_serialization=True, save_embedding_layers=False
     )
     tokenizer.save_pretrained(staging)
-    shutil.copyfile(first.directory / "config.json", staging / "config.json")  # labels, decision settings
+    # Labels and decision settings of the first adapter; not its calibration, which was fitted to that
+    # adapter's scores alone (the combined adapter's scores are uncalibrated).
+    settings = json.loads((first.directory / "config.json").read_text(encoding="utf-8"))
+    settings.pop("calibration", None)
+    write_json(staging / "config.json", settings)
     data = first.recipe.data
     texts = render_text(parity_rows.head(8), data.template, data.text_columns, where="parity rows")
     check_parity(model, tokenizer, staging, texts, first.recipe.model, data.max_length)

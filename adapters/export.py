@@ -71,6 +71,7 @@ class OnnxClassifier:
         self.directory = Path(directory)
         config = json.loads((self.directory / "config.json").read_text(encoding="utf-8"))
         self.label_names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.calibration = config.get("calibration")  # fitted after training; applied as adapters.load does
         self.tokenizer = AutoTokenizer.from_pretrained(self.directory)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -91,22 +92,27 @@ class OnnxClassifier:
         return dict(self.tokenizer(list(texts), truncation=True, padding=True, return_tensors="np"))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """An (n, num_labels) array of softmax probabilities, columns in ``label_names`` order."""
+        """An (n, num_labels) array of probabilities (softmax, then the saved calibration), columns in
+        ``label_names`` order."""
+        from adapters.metrics.calibration import apply_calibration
+
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float64)
         for chunk in sorted_batches(texts, batch_size):
             out[chunk] = _softmax(self.logits(self.encode([texts[i] for i in chunk])).astype(np.float64))
-        return out
+        return apply_calibration(out, self.calibration)
 
 
 def _torch_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     import torch
+
+    from adapters.metrics.calibration import apply_calibration
 
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     with torch.no_grad():
         for chunk in sorted_batches(texts, batch_size):
             encoded = tokenizer([texts[i] for i in chunk], truncation=True, padding=True, return_tensors="pt")
             out[chunk] = model(**encoded).logits.float().softmax(-1).numpy()
-    return out
+    return apply_calibration(out, getattr(model.config, "calibration", None))
 
 
 def _export(model: Any, tokenizer: Any, path: Path) -> None:

@@ -196,6 +196,7 @@ def build_lineage(
         "wall_seconds": round(wall_seconds, 2),
         "train_seconds": round(outcome.seconds, 2),
         "energy": outcome.cost.get("energy"),
+        "privacy": getattr(outcome, "privacy", None),  # DP-SGD: epsilon spent, delta, noise (or None)
         "init_adapter": init,
         "parents": parents,
     }

@@ -3,7 +3,8 @@
 ``merge_and_unload()`` folds the adapter's weight deltas into the base weights and puts the trained copies
 of ``modules_to_save`` (the task head) in place, so the result is a plain ``...ForSequenceClassification``
 that ``transformers.pipeline`` loads and that runs as fast as the base model. The saved config keeps the
-labels and this package's decision settings (threshold, positive label, per-label thresholds).
+labels and this package's decision settings (threshold, positive label, per-label thresholds); a fitted
+temperature is folded into the last layer, so the pipeline's probabilities are the calibrated ones.
 
 What cannot be merged is refused with the reason: prompt-learning methods (their virtual tokens are
 inputs, not weight deltas), tasks no pipeline scores as :class:`adapters.Classifier` does (regression,
@@ -100,6 +101,45 @@ def _scores(model: Any, tokenizer: Any, problem_type: str | None) -> Any:
         return to_scores(model(**encoded).logits.float(), problem_type)
 
 
+def _fold_temperature(model: Any, tokenizer: Any, problem_type: str | None) -> str | None:
+    """Fold a saved temperature into the classifier's last layer, so every consumer of the merged model
+    (``pipeline``, ONNX) gets calibrated probabilities: softmax(W x / T) = softmax((W / T) x).
+
+    The last linear layer with one output per label is the one that makes the logits. Isotonic calibration
+    is no layer: it stays in config.json for the caller to apply (the note says so).
+    """
+    import torch
+
+    from adapters.metrics.calibration import apply_calibration
+
+    spec = getattr(model.config, "calibration", None)
+    if not spec:
+        return None
+    if spec.get("method") != "temperature":
+        return (
+            f"{spec.get('method')} calibration is not folded into the weights: apply config.json's "
+            "`calibration` to the pipeline's probabilities"
+        )
+    heads = [
+        module
+        for module in model.modules()
+        if isinstance(module, torch.nn.Linear) and module.out_features == model.config.num_labels
+    ]
+    if not heads:
+        return "no linear output layer found: the temperature stays in config.json (`calibration`)"
+    expected = apply_calibration(_scores(model, tokenizer, problem_type).numpy(), spec)
+    temperature = float(spec["temperature"])
+    with torch.no_grad():
+        heads[-1].weight.div_(temperature)
+        if heads[-1].bias is not None:
+            heads[-1].bias.div_(temperature)
+    difference = float(abs(_scores(model, tokenizer, problem_type).numpy() - expected).max())
+    if difference > 1e-5:
+        raise RuntimeError(f"folding the temperature changed the scores by {difference:.3g}; nothing written")
+    model.config.calibration = None  # applied by the weights now; saving it too would apply it twice
+    return f"temperature {temperature:g} folded into the classifier's last layer (weights and bias / T)"
+
+
 def merged_model(directory: str | Path) -> MergedModel:
     """Reload the adapter in full precision on the CPU, merge it, and check the merge changed no score."""
     import peft
@@ -129,6 +169,7 @@ def merged_model(directory: str | Path) -> MergedModel:
     difference = float((before - _scores(merged, tokenizer, problem_type)).abs().max())
     if difference > 1e-4:
         raise RuntimeError(f"merging changed the scores by {difference:.3g}; nothing was written")
+    calibration_note = _fold_temperature(merged, tokenizer, problem_type)
     for key in OWN_CONFIG_KEYS:  # reload sets them all; keep only those the artifact has
         if getattr(merged.config, key, None) is None and hasattr(merged.config, key):
             delattr(merged.config, key)
@@ -144,6 +185,7 @@ def merged_model(directory: str | Path) -> MergedModel:
         "trained_quantization": recipe.model.quantization,
         "merged_dtype": str(next(merged.parameters()).dtype).removeprefix("torch."),
         "merge_max_abs_diff": difference,
+        "calibration": calibration_note,
         "note": note,
         "versions": {"peft": peft.__version__, "transformers": transformers.__version__},
     }

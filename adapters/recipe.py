@@ -246,9 +246,14 @@ class FairnessAttributeConfig(_Section):
     bins: list[float] | None = None
     labels: list[str] | None = None
     not_reported: str | None = None
+    # Groups with fewer test rows are shown with their n but left out of the gaps (parity, equalized
+    # odds): in a group of 4 rows one applicant moves a rate by 0.25, which is noise, not a finding.
+    min_group_size: int = Field(20, ge=1)
 
     @model_validator(mode="after")
     def _labels_fit_bins(self) -> FairnessAttributeConfig:
+        if self.bins is not None and (not self.bins or sorted(set(self.bins)) != self.bins):
+            raise ValueError("eval.fairness: bins must be one or more increasing numbers, e.g. [25]")
         if self.labels is not None and (self.bins is None or len(self.labels) != len(self.bins) + 1):
             raise ValueError("eval.fairness: labels needs bins, and one label more than bins")
         return self

@@ -17,6 +17,7 @@ __all__ = ["OWN_CONFIG_KEYS", "load_adapter_model"]
 # Keys peft-recipes adds to the saved config.json: how to turn outputs into decisions.
 OWN_CONFIG_KEYS = (
     "decision_threshold",
+    "calibration",
     "positive_label",
     "verbalizer",
     "label_thresholds",

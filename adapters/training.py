@@ -30,6 +30,12 @@ from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
 from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
+from adapters.metrics.calibration import (
+    apply_calibration,
+    choose_threshold,
+    decision_summary,
+    fit_calibration,
+)
 from adapters.metrics.tasks import best_thresholds
 from adapters.modeling import BuiltModel, build_model
 from adapters.recipe import Recipe
@@ -42,6 +48,7 @@ __all__ = [
     "predict_tags",
     "predict_response_loss",
     "metric_kwargs",
+    "fit_decision",
     "class_weight_tensor",
     "check_topology",
 ]
@@ -63,6 +70,8 @@ class TrainingOutcome:
     seconds: float = 0.0
     cost: dict[str, Any] = field(default_factory=dict)
     full_state: dict[str, torch.Tensor] | None = None  # gathered weights when FSDP/DeepSpeed sharded them
+    raw_test_probabilities: np.ndarray | None = None  # before calibration: what the saved weights give
+    privacy: dict[str, Any] | None = None  # DP-SGD: spent epsilon, delta, noise, ... (adapters/privacy.py)
 
 
 def check_topology(recipe: Recipe, distributed_type: DistributedType) -> None:
@@ -96,10 +105,17 @@ def _nested_keys(matrix: dict[str, dict[str, float]] | None) -> list[str]:
 
 
 def metric_kwargs(
-    recipe: Recipe, label_names: list[str], thresholds: list[float] | None = None
+    recipe: Recipe,
+    label_names: list[str],
+    thresholds: list[float] | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``; for the other
-    tasks, the task (and multi-label's per-label ``thresholds``)."""
+    tasks, the task (and multi-label's per-label ``thresholds``).
+
+    ``threshold`` is the cut-off chosen after training; until then a rule (max_f1, min_cost) scores
+    validation at 0.5.
+    """
     if recipe.task != "classification":
         return {"task": recipe.task, "thresholds": thresholds, "label_names": label_names}
     positive = recipe.data.positive_label
@@ -116,6 +132,19 @@ def metric_kwargs(
             raise AdaptersUserError(
                 f"labels {unknown} are not labels of the data ({', '.join(label_names)})", where=key
             )
+    binary_only = [
+        key
+        for key, used in (
+            ("eval.calibration", recipe.eval.calibration == "isotonic"),
+            ("eval.threshold", isinstance(recipe.eval.threshold, str)),
+        )
+        if used
+    ]
+    if binary_only and len(label_names) != 2:
+        raise AdaptersUserError(
+            f"isotonic calibration and threshold rules need two labels, the data has {len(label_names)}",
+            where=binary_only[0],
+        )
     if recipe.eval.cost_matrix:
         cost = [
             [float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
@@ -123,9 +152,52 @@ def metric_kwargs(
         ]
     return {
         "positive_label": label_names.index(positive) if positive in label_names else len(label_names) - 1,
-        "threshold": recipe.eval.threshold,
+        "threshold": threshold
+        if threshold is not None
+        else (recipe.eval.threshold if not isinstance(recipe.eval.threshold, str) else 0.5),
         "cost_matrix": cost,
     }
+
+
+def fit_decision(
+    recipe: Recipe,
+    val_probabilities: np.ndarray,
+    val_labels: np.ndarray,
+    test_probabilities: np.ndarray,
+    test_labels: np.ndarray,
+    metric_args: dict[str, Any],
+) -> dict[str, Any]:
+    """Fit calibration, then the cut-off on calibrated validation scores; report both on test.
+
+    Returns the ``calibration`` and ``threshold`` sections of ``metrics.json``: the fitted values, and test
+    ECE / Brier / log loss before and after calibration, approval rate and cost per row at 0.5 and at the
+    chosen cut-off.
+    """
+    positive, cost = metric_args["positive_label"], metric_args["cost_matrix"]
+    spec = fit_calibration(recipe.eval.calibration, val_probabilities, val_labels, positive)
+    calibrated_val = apply_calibration(val_probabilities, spec)
+    calibrated_test = apply_calibration(test_probabilities, spec)
+    binary = val_probabilities.shape[1] == 2
+    threshold = (
+        choose_threshold(
+            recipe.eval.threshold, calibrated_val[:, positive], val_labels == positive, cost, positive
+        )
+        if binary
+        else 0.5
+    )
+    measured = ["ece", "brier", "log_loss"]
+    options = {**metric_args, "threshold": threshold}
+    calibration = {
+        "method": recipe.eval.calibration,
+        "spec": spec,
+        "fitted_on": "validation",
+        "test_before": compute_metrics(measured, test_probabilities, test_labels, **options),
+        "test_after": compute_metrics(measured, calibrated_test, test_labels, **options),
+    }
+    section: dict[str, Any] = {"rule": recipe.eval.threshold, "value": threshold}
+    if binary:
+        section["test"] = decision_summary(calibrated_test, test_labels, positive, threshold, cost)
+    return {"calibration": calibration, "threshold": section}
 
 
 def class_weight_tensor(
@@ -293,13 +365,19 @@ def run_training(
     steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
     total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     check_topology(recipe, accelerator.distributed_type)
+    if cfg.privacy is not None:  # refused settings and a missing Opacus are reported before loading
+        from adapters.privacy import check_private_training, make_private
+
+        check_private_training(
+            recipe, accelerator.num_processes, accelerator.distributed_type, accelerator.mixed_precision
+        )
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     built = build_model(
         recipe.model,
         recipe.method,
         data.label_names,
         data.positive_label,
-        recipe.eval.threshold,
+        metric_kwargs(recipe, data.label_names).get("threshold", 0.5),
         total_steps,
         task=recipe.task,
         device=accelerator.device,
@@ -332,6 +410,12 @@ def run_training(
     sampler = loaders["train"].sampler
     trainable = [param for param in built.model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    private = None
+    if cfg.privacy is not None:  # DP-SGD: Opacus's optimizer and Poisson loader; the model stays a PeftModel
+        private = make_private(
+            built.model, optimizer, loaders["train"], total_steps, cfg.privacy, len(tokenized["train"])
+        )
+        optimizer, loaders["train"] = private.optimizer, private.train_loader
     # Accelerate steps a prepared scheduler once per process per optimizer step: count in those units.
     scheduler = get_scheduler(
         cfg.scheduler,
@@ -409,9 +493,13 @@ def run_training(
         for batch in batches:
             with accelerator.accumulate(model):
                 logits = class_logits(model, _model_inputs(batch, input_names), answer_ids)
-                loss = task_loss(logits.float(), batch["labels"], problem_type, weights, scale=scale)
+                if private is None:
+                    loss = task_loss(logits.float(), batch["labels"], problem_type, weights, scale=scale)
+                else:  # per-example losses, averaged: DP-SGD clips each example's gradient
+                    losses = task_loss(logits.float(), batch["labels"], problem_type, weights, "none", scale)
+                    loss = private.mean_loss(losses, batch)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.max_grad_norm:
+                if accelerator.sync_gradients and cfg.max_grad_norm and private is None:  # DP: per example
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients and recipe.method.type == "adalora":
@@ -474,25 +562,41 @@ def run_training(
         unwrapped.load_state_dict(best_state, strict=False)
         if loop.best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
+    base_config = unwrapped.get_base_model().config
     if recipe.task == "multi_label":  # per-label cut-offs, tuned on validation, saved with the adapter
         val_scores, val_labels, _ = predict_probabilities(
             model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
         )
         thresholds = best_thresholds(val_scores, val_labels)
-        unwrapped.get_base_model().config.label_thresholds = thresholds
+        base_config.label_thresholds = thresholds
         metric_args = metric_kwargs(recipe, data.label_names, thresholds)
-    test_probabilities, labels, loss = predict(
+    raw_test, labels, loss = predict(
         model, test_loader, accelerator, input_names, answer_ids, problem_type, scale
     )
+    test_probabilities, decision = raw_test, {}
+    if recipe.task == "classification":  # calibration and cut-off: fitted on validation, saved, applied
+        val_scores, val_labels, _ = predict_probabilities(
+            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
+        )
+        decision = fit_decision(recipe, val_scores, val_labels, raw_test, labels, metric_args)
+        base_config.calibration = decision["calibration"]["spec"]
+        base_config.decision_threshold = decision["threshold"]["value"]
+        test_probabilities = apply_calibration(raw_test, base_config.calibration)
+        metric_args = {**metric_args, "threshold": base_config.decision_threshold}
     metrics = {
         "validation": loop.best_scores,
         "test": {
             "loss": loss,
             **compute_metrics(recipe.eval.metrics, test_probabilities, labels, **metric_args),
         },
+        **decision,
     }
     accelerator.log(
-        {f"best_{split}_{key}": value for split, values in metrics.items() for key, value in values.items()},
+        {
+            f"best_{split}_{key}": value
+            for split in ("validation", "test")
+            for key, value in metrics[split].items()
+        },
         step=loop.step,
     )
     # Flush logs now; the process group lives on until the artifact is saved.
@@ -506,6 +610,7 @@ def run_training(
     outcome = TrainingOutcome(
         accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
     )
-    outcome.full_state = full_state
+    outcome.full_state, outcome.raw_test_probabilities = full_state, raw_test
     outcome.cost = {**cost_report(built, accelerator, seconds, loop.step, per_step), "energy": energy}
+    outcome.privacy = private.report() if private is not None else None
     return outcome

@@ -30,15 +30,24 @@ __all__ = ["PreparedData", "prepare_data", "render_text", "resolve_data_config",
 SPLITS = ("train", "validation", "test")
 
 
+_POSITION = "_source_position"  # private: a rendered row's position in the raw rows, dropped before return
+
+
 @dataclass
 class PreparedData:
-    """The three splits as pandas frames (columns ``row_id``, ``text``, ``label``) and their labels."""
+    """The three splits as pandas frames (columns ``row_id``, ``text``, ``label``) and their labels.
+
+    ``tables`` holds, per split, the source rows' original columns in the same row order as ``frames``:
+    what the model never reads as such (protected attributes kept out of the text, the raw values a
+    tabular baseline fits on) but a report about the same rows needs.
+    """
 
     frames: dict[str, pd.DataFrame]
     label_names: list[str]
     positive_label: str | None
     source_rows: int
     info: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -254,6 +263,8 @@ def prepare_data(
         rendered[name] = to_examples(
             frame, config, label_names, f"{where} [{name}]" if name != "all" else where, offset, task
         )
+        # Each rendered row remembers its raw row through the splits, so ``tables`` can follow it.
+        rendered[name][_POSITION] = range(offset, offset + len(frame))
         offset += len(frame)
     source_rows = offset
 
@@ -291,6 +302,8 @@ def prepare_data(
             stratify,
         )
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
+    tables = _source_tables(raw, frames)
+    frames = {name: frame.drop(columns=_POSITION) for name, frame in frames.items()}
     for name, frame in frames.items():
         if frame.empty:
             raise AdaptersUserError(f"the {name} split is empty", where=where)
@@ -308,4 +321,17 @@ def prepare_data(
     positive = config.positive_label if config.positive_label is not None else label_names[-1]
     if task != "classification":
         positive = None
-    return PreparedData(frames, label_names, positive, source_rows, info)
+    return PreparedData(frames, label_names, positive, source_rows, info, tables)
+
+
+def _source_tables(raw: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per split, the raw rows (all their columns) that ``frames[split]`` rendered, in the same order.
+
+    Positions count through the raw frames in reading order (as ``to_examples``' offsets do); a
+    pre-split source's frames are stacked once, so a row keeps its columns whichever split it lands in.
+    """
+    stacked = next(iter(raw.values())) if len(raw) == 1 else pd.concat(raw.values(), ignore_index=True)
+    return {
+        name: stacked.iloc[frame[_POSITION].to_numpy()].reset_index(drop=True)
+        for name, frame in frames.items()
+    }
