@@ -38,6 +38,7 @@ _LAZY = {
     "load_recipe": "adapters.recipe",
     "list_recipes": "adapters.recipe",
     "train": "adapters.api",
+    "curve": "adapters.api",
     "evaluate": "adapters.api",
     "predict": "adapters.api",
     "explain": "adapters.api",

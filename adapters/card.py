@@ -170,6 +170,7 @@ def render_model_card(
     builtin = BUILTIN_DATASETS.get(recipe.data.source)
     if builtin is not None:
         data_note = f". {builtin.citation} Licence: {builtin.license}."
+    data_note += f" ({data.info['cleaning']['note']})" if data.info.get("cleaning", {}).get("note") else ""
     rows = data.info.get("rows", {})
     names = sorted(set(metrics.get("validation", {})) | set(metrics.get("test", {})))
     metric_rows = "\n".join(

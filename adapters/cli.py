@@ -40,6 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--strict", action="store_true", help=_STRICT_HELP)
 
+    curve = commands.add_parser("curve", help="learning curve: quality vs fraction of labels, with baselines")
+    curve.add_argument("recipe", help="a recipe YAML file or a built-in name; its data.source is re-drawn")
+    curve.add_argument("overrides", nargs="*", metavar="section.key=value", help="recipe overrides")
+    curve.add_argument(
+        "--fractions", default="0.05,0.1,0.25,0.5,1.0", help="fractions of the training labels"
+    )
+    curve.add_argument("--seeds", default="3", help="draws per fraction (a count) or seeds (comma-separated)")
+    curve.add_argument("--draws-small", type=int, default=10, help="draws at fractions <= 0.1 (default 10)")
+    curve.add_argument("--baselines", action="store_true", help="classical baselines on the same draws")
+    curve.add_argument("--stack", action="store_true", help="also the adapter blended with the best baseline")
+    curve.add_argument("--full-finetune", action="store_true", help="the base model trained without PEFT")
+    curve.add_argument("--keep-adapters", action="store_true", help="keep each cell's adapter weights")
+    curve.add_argument("--output", help="output directory (default: outputs/curve-{recipe name})")
+    curve.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     evaluate = commands.add_parser("eval", help="metrics of a trained artifact")
     evaluate.add_argument("directory", help="an artifact directory or a Hub repo id (org/name)")
     evaluate.add_argument(
@@ -306,6 +321,22 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(result.metrics, indent=2))
             print(f"artifact: {result.output_dir}")
             return _fairness_exit(result.summary.get("fairness"), args.strict, "fairness.json")
+    elif args.command == "curve":
+        result = api.curve(
+            args.recipe,
+            args.overrides,
+            fractions=args.fractions,
+            seeds=args.seeds,
+            draws_small=args.draws_small,
+            baselines=args.baselines,
+            stack=args.stack,
+            full_finetune=args.full_finetune,
+            output_dir=args.output,
+            keep_adapters=args.keep_adapters,
+            progress=not args.no_progress,
+        )
+        print(f"{len(result.rows)} cells ({result.computed} computed, the rest cached)")
+        print(f"curve: {result.output_dir / 'curve.md'} (curve.csv, curve.png beside it)")
     elif args.command == "eval":
         evaluated = api.evaluate(args.directory, args.data, with_fairness=True)
         print(json.dumps(evaluated, indent=2))
@@ -335,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may follow options too (`train RECIPE --overwrite a.b=1`); argparse alone refuses that.
     args, extra = parser.parse_known_args(argv)
-    stray = [item for item in extra if args.command not in ("train", "doctor") or item.startswith("-")]
+    stray = [
+        item for item in extra if args.command not in ("train", "doctor", "curve") or item.startswith("-")
+    ]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

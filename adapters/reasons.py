@@ -111,25 +111,15 @@ def _without(parts: Sequence[str], index: int, trailing: str) -> str:
 
 def _template_pieces(frame: pd.DataFrame, template: str) -> list[Pieces]:
     """Each template sentence rendered once per row; a variant is the row without one of them."""
+    from adapters.data.prepare import format_row
     from adapters.data.template import split_template
 
     sentences = split_template(template)
     scored = [index for index, sentence in enumerate(sentences) if sentence.columns]  # fixed text stays
     rows = []
     for position, row in enumerate(frame.to_dict("records")):
-        values = {key: cell(value) for key, value in row.items()}
-        try:
-            parts = [sentence.text.format_map(values) for sentence in sentences]
-        except KeyError as exc:
-            raise AdaptersUserError(
-                f"data.template uses column {exc.args[0]!r}, which is not in the data "
-                f"(columns: {', '.join(map(str, frame.columns))})",
-                where=f"input, row {position + 1}",
-            ) from None
-        except (ValueError, IndexError) as exc:
-            raise AdaptersUserError(
-                f"data.template is not a valid format string ({exc})", where="data.template"
-            ) from None
+        texts = [sentence.text for sentence in sentences]
+        parts = format_row(texts, row, frame.columns, f"input, row {position + 1}")
         text = "".join(parts)
         trailing = text[len(text.rstrip()) :]
         rows.append(

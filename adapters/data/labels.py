@@ -5,6 +5,8 @@ Every error names the file, row and column, like the rest of data preparation.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,20 @@ import pandas as pd
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
-__all__ = ["cell", "targets", "infer_label_names", "check_train_labels", "check_other_task", "label_counts"]
+__all__ = [
+    "OTHER",
+    "RowPlan",
+    "cell",
+    "targets",
+    "infer_label_names",
+    "check_train_labels",
+    "check_other_task",
+    "label_counts",
+    "placeholder_label",
+    "plan_rows",
+]
+
+OTHER = "other"  # the class that rare classes merge into (data.min_class_count, data.rare_classes: other)
 
 
 def cell(value: Any) -> Any:
@@ -213,3 +228,148 @@ def label_counts(frame: pd.DataFrame, label_names: list[str], task: str) -> dict
         totals = [sum(vector[i] for vector in frame["label"]) for i in range(len(label_names))]
         return {name: int(total) for name, total in zip(label_names, totals, strict=True)}
     return {label_names[i]: int((frame["label"] == i).sum()) for i in range(len(label_names))}
+
+
+@dataclass
+class RowPlan:
+    """Which rows of each raw frame a run keeps, and why the others go: an empty text, a rare class.
+
+    Rows are dropped after labelling the whole frame (:meth:`labelled`), so row numbers in error
+    messages, default row ids and positions stay those of the source file.
+    """
+
+    keep: dict[str, np.ndarray]
+    rows_read: int
+    empty_text: int
+    merged: dict[str, int] = field(default_factory=dict)  # rare class -> its rows, now labelled "other"
+    dropped: dict[str, int] = field(default_factory=dict)  # rare class -> its rows, dropped
+    min_class_count: int | None = None
+
+    def labelled(self, name: str, frame: pd.DataFrame, column: str | None, placeholder: Any) -> pd.DataFrame:
+        """``frame`` with merged classes relabelled ``other`` and rows to drop given ``placeholder``: a
+        valid label, so that labelling never stops at a row that will not be used."""
+        keep = self.keep[name]
+        if (keep.all() and not self.merged) or column is None or column not in frame.columns:
+            return frame
+        labels = frame[column].astype(object)
+        if self.merged:
+            labels = labels.map(lambda value: OTHER if str(cell(value)) in self.merged else value)
+        labels[~keep] = placeholder
+        copy = frame.copy(deep=False)
+        copy[column] = labels
+        return copy
+
+    def kept(self, frames: dict[str, pd.DataFrame], column: str | None) -> dict[str, pd.DataFrame]:
+        """The rows that stay, relabelled: what label names are inferred from."""
+        return {
+            name: self.labelled(name, frame, column, None)[self.keep[name]] for name, frame in frames.items()
+        }
+
+    def report(self, rows_used: int) -> dict[str, Any]:
+        """Counts for ``PreparedData.info["cleaning"]`` (so ``training_summary.json``), with a sentence."""
+        return {
+            "rows_read": self.rows_read,
+            "empty_text_dropped": self.empty_text,
+            "min_class_count": self.min_class_count,
+            "rare_classes_merged": dict(self.merged),
+            "rare_classes_dropped": dict(self.dropped),
+            "rows_used": rows_used,
+            "note": self.note(),
+        }
+
+    def note(self) -> str:
+        """'' when every row was used, else what went, e.g. for the log and the model card."""
+        parts = []
+        if self.empty_text:
+            parts.append(f"{self.empty_text:,} of {self.rows_read:,} rows dropped for an empty text")
+        for verb, classes in (("merged into 'other'", self.merged), ("dropped", self.dropped)):
+            if classes:
+                listed = ", ".join(f"{name!r} ({count})" for name, count in classes.items())
+                parts.append(
+                    f"{len(classes)} class(es) with fewer than {self.min_class_count} rows {verb}: {listed}"
+                )
+        return "; ".join(parts)
+
+
+def plan_rows(
+    raw: dict[str, pd.DataFrame], empty: dict[str, np.ndarray], config: DataConfig, where: str, task: str
+) -> RowPlan:
+    """Drop the rows with an empty text (``empty``), then handle classes under ``data.min_class_count``.
+
+    Classes are counted over the whole source before any split, so that every class left can be split
+    stratified. With ``rare_classes: other`` they become one class ``other`` (itself dropped when still
+    under the count); with ``drop`` their rows go. Explicit ``label_names`` must not list a rare class (a
+    user error: merging a class the user named would silently change what the model predicts); rare
+    classes they leave out are merged or dropped, which is how a saved recipe re-prepares the same rows.
+    """
+    keep = {name: ~mask for name, mask in empty.items()}
+    plan = RowPlan(
+        keep, sum(len(frame) for frame in raw.values()), sum(int(mask.sum()) for mask in empty.values())
+    )
+    if plan.rows_read and plan.empty_text == plan.rows_read:
+        column = f", column {config.text_columns[0]!r}" if len(config.text_columns or []) == 1 else ""
+        raise AdaptersUserError(
+            "every row has an empty text; nothing to learn from", where=f"{where}{column}"
+        )
+    if config.min_class_count is None:
+        return plan
+    if task != "classification":
+        raise AdaptersUserError(
+            f"data.min_class_count applies to task: classification, not {task}", where="data.min_class_count"
+        )
+    column = config.label_column
+    if column is None or not all(column in frame.columns for frame in raw.values()):
+        return plan  # labelling reports the missing column
+    counts: Counter[str] = Counter()
+    for name, frame in raw.items():
+        counts.update(str(cell(value)) for value in frame[column][keep[name]] if cell(value) != "unknown")
+    plan.min_class_count = config.min_class_count
+    plan.merged, plan.dropped = _rare_classes(counts, config)
+    if plan.dropped:
+        for name, frame in raw.items():
+            keep[name] &= ~frame[column].map(lambda value: str(cell(value)) in plan.dropped).to_numpy(
+                dtype=bool
+            )
+    return plan
+
+
+def _rare_classes(counts: Counter[str], config: DataConfig) -> tuple[dict[str, int], dict[str, int]]:
+    """(classes merged into ``other``, classes dropped), each with its row count."""
+    limit = config.min_class_count or 0
+    rare = {name: count for name, count in sorted(counts.items()) if count < limit}
+    listed = config.label_names
+    merging = config.rare_classes == "other"
+    named = [name for name in listed or [] if name in rare and not (merging and name == OTHER)]
+    if named:
+        fate = f"merged into {OTHER!r}" if merging else "dropped"
+        raise AdaptersUserError(
+            f"label {named[0]!r} has {rare[named[0]]} row(s), fewer than data.min_class_count ({limit}); "
+            f"leave it out of data.label_names (its rows are then {fate}) or lower data.min_class_count",
+            where="data.label_names",
+        )
+    if not merging:
+        return {}, rare
+    merged = {name: count for name, count in rare.items() if name != OTHER}
+    total = counts.get(OTHER, 0) + sum(merged.values())
+    if (merged or OTHER in rare) and total < limit:  # still too few to split: 'other' goes as well
+        if listed is not None and OTHER in listed:
+            raise AdaptersUserError(
+                f"label {OTHER!r} would have {total} row(s), fewer than data.min_class_count ({limit}); "
+                f"leave it out of data.label_names or lower data.min_class_count",
+                where="data.label_names",
+            )
+        return {}, {**merged, **({OTHER: counts[OTHER]} if OTHER in counts else {})}
+    if merged and listed is not None and OTHER not in listed:
+        raise AdaptersUserError(
+            f"rare classes merge into {OTHER!r}, which data.label_names does not list; add it "
+            f"or set data.rare_classes: drop",
+            where="data.label_names",
+        )
+    return merged, {}
+
+
+def placeholder_label(task: str, label_names: list[str]) -> Any:
+    """A label every labeller accepts, for rows that are dropped after labelling."""
+    return {"classification": label_names[0] if label_names else "", "regression": 0, "sft": "-"}.get(
+        task, ""
+    )

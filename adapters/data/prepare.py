@@ -7,9 +7,12 @@ the curves of later issues compare like with like.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -19,15 +22,19 @@ from adapters.data.labels import (
     check_train_labels,
     infer_label_names,
     label_counts,
+    placeholder_label,
+    plan_rows,
     targets,
 )
 from adapters.data.readers import SPLIT_ALIASES, read_source
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
-__all__ = ["PreparedData", "prepare_data", "render_text", "resolve_data_config", "to_examples"]
+__all__ = ["PreparedData", "format_row", "prepare_data", "render_text", "resolve_data_config", "to_examples"]
 
 SPLITS = ("train", "validation", "test")
+
+logger = logging.getLogger(__name__)
 
 
 _POSITION = "_source_position"  # private: a rendered row's position in the raw rows, dropped before return
@@ -110,6 +117,24 @@ def _without_excluded(config: DataConfig) -> DataConfig:
     return config.model_copy(update={"text_columns": columns or config.text_columns})
 
 
+def format_row(templates: list[str], row: dict[str, Any], columns: Any, where: str) -> list[str]:
+    """Each of ``templates`` (a template, or its sentences) filled with one row's cells; a missing column
+    or a bad format string is a one-line user error naming the row."""
+    values = {key: cell(value) for key, value in row.items()}
+    try:
+        return [template.format_map(values) for template in templates]
+    except KeyError as exc:
+        raise AdaptersUserError(
+            f"data.template uses column {exc.args[0]!r}, which is not in the data "
+            f"(columns: {', '.join(map(str, columns))})",
+            where=where,
+        ) from None
+    except (ValueError, IndexError) as exc:
+        raise AdaptersUserError(
+            f"data.template is not a valid format string ({exc})", where="data.template"
+        ) from None
+
+
 def render_text(
     frame: pd.DataFrame,
     template: str | None = None,
@@ -122,21 +147,10 @@ def render_text(
     template still read as text.
     """
     if template:
-        texts = []
-        for position, row in enumerate(frame.to_dict("records")):
-            try:
-                texts.append(template.format_map({key: cell(value) for key, value in row.items()}))
-            except KeyError as exc:
-                raise AdaptersUserError(
-                    f"data.template uses column {exc.args[0]!r}, which is not in the data "
-                    f"(columns: {', '.join(map(str, frame.columns))})",
-                    where=f"{where}, row {position + 1}",
-                ) from None
-            except (ValueError, IndexError) as exc:
-                raise AdaptersUserError(
-                    f"data.template is not a valid format string ({exc})", where="data.template"
-                ) from None
-        return texts
+        return [
+            format_row([template], row, frame.columns, f"{where}, row {position + 1}")[0]
+            for position, row in enumerate(frame.to_dict("records"))
+        ]
     columns = text_columns or []
     if not columns:
         raise AdaptersUserError(
@@ -155,6 +169,25 @@ def render_text(
         " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))
         for values in frame[columns].itertuples(index=False)
     ]
+
+
+def _empty_texts(frame: pd.DataFrame, config: DataConfig, where: str) -> np.ndarray:
+    """Rows whose rendered text is empty or whitespace only (a missing single text column renders as "").
+
+    ``empty_text: error`` refuses the first one by its row. A frame that does not render is left whole:
+    labelling reports why, in its usual order (label column first).
+    """
+    try:
+        texts = render_text(frame, config.template, config.text_columns, where=where)
+    except AdaptersUserError:
+        return np.zeros(len(frame), dtype=bool)
+    empty = np.fromiter((not text.strip() for text in texts), dtype=bool, count=len(texts))
+    if config.empty_text == "error" and empty.any():
+        column = f", column {config.text_columns[0]!r}" if len(config.text_columns or []) == 1 else ""
+        raise AdaptersUserError(
+            "text is empty (data.empty_text: error)", where=f"{where}, row {int(empty.argmax()) + 1}{column}"
+        )
+    return empty
 
 
 def _stratified_split(
@@ -239,9 +272,12 @@ def prepare_data(
     """Read, render, label, split and sub-sample according to ``config`` (already resolved)."""
     where = "DataFrame" if source is not None else config.source
     raw = read_source(source if source is not None else config.source, config.format)
+    places = {name: f"{where} [{name}]" if name != "all" else where for name in raw}
+    empty = {name: _empty_texts(frame, config, places[name]) for name, frame in raw.items()}
+    plan = plan_rows(raw, empty, config, where, task)  # empty texts and rare classes: dropped or merged
     label_names = config.label_names
     if label_names is None:
-        label_names = infer_label_names(raw, config, where, task)
+        label_names = infer_label_names(plan.kept(raw, config.label_column), config, where, task)
     label_names = [str(name) for name in label_names]
     if len(label_names) < 2 and task not in ("regression", "sft"):
         raise AdaptersUserError(
@@ -260,11 +296,11 @@ def prepare_data(
     offset = 0
     rendered: dict[str, pd.DataFrame] = {}
     for name, frame in raw.items():
-        rendered[name] = to_examples(
-            frame, config, label_names, f"{where} [{name}]" if name != "all" else where, offset, task
-        )
+        labelled = plan.labelled(name, frame, config.label_column, placeholder_label(task, label_names))
+        rendered[name] = to_examples(labelled, config, label_names, places[name], offset, task)
         # Each rendered row remembers its raw row through the splits, so ``tables`` can follow it.
         rendered[name][_POSITION] = range(offset, offset + len(frame))
+        rendered[name] = rendered[name][plan.keep[name]]
         offset += len(frame)
     source_rows = offset
 
@@ -296,7 +332,7 @@ def prepare_data(
         _, rendered["train"] = _stratified_split(
             rendered["train"],
             config.train_fraction,
-            config.split_seed,
+            config.split_seed if config.train_fraction_seed is None else config.train_fraction_seed,
             f"train_fraction={config.train_fraction}",
             where,
             stratify,
@@ -317,7 +353,10 @@ def prepare_data(
         "rows": {name: len(frame) for name, frame in frames.items()},
         "train_rows_before_fraction": full_train_rows,
         "label_counts": {name: label_counts(frame, label_names, task) for name, frame in frames.items()},
+        "cleaning": plan.report(sum(len(frame) for frame in frames.values())),
     }
+    if info["cleaning"]["note"] and os.environ.get("RANK", "0") == "0":  # once, not once per process
+        logger.warning("%s: %s", where, info["cleaning"]["note"])
     positive = config.positive_label if config.positive_label is not None else label_names[-1]
     if task != "classification":
         positive = None

@@ -21,6 +21,7 @@ __all__ = ["read_source", "stream_source", "detect_format", "SPLIT_ALIASES"]
 
 _SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 _DATASETS_BUILDER = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
+_WHOLE_FILE = 2**31 - 1  # rows per pandas chunk when reading a CSV file: all of them
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -103,6 +104,11 @@ def _read_with_datasets(
         kwargs["data_files"] = data_files
         if data_files.lower().endswith(".tsv"):
             kwargs["delimiter"] = "\t"
+        if kind == "csv":
+            # One pandas chunk: types are inferred over the whole file. In chunks of 10,000 rows (datasets'
+            # default) a column such as a ZIP code that is all digits in the first chunk and "330XX" later
+            # fails to convert. The whole file becomes one frame below anyway.
+            kwargs["chunksize"] = _WHOLE_FILE
     try:
         with nullcontext() if kind == "hub" else quiet_loading():  # a download shows its progress
             loaded = datasets.load_dataset(_DATASETS_BUILDER.get(kind, source), **kwargs, revision=revision)
