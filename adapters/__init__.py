@@ -38,7 +38,7 @@ _LAZY = {
     "load_recipe": "adapters.recipe",
     "list_recipes": "adapters.recipe",
     "train": "adapters.api",
-    "curve": "adapters.api",
+    "curve": "adapters.learning_curve",  # not adapters.curve: a submodule would shadow the function
     "evaluate": "adapters.api",
     "predict": "adapters.api",
     "explain": "adapters.api",

@@ -38,7 +38,6 @@ from adapters.transfer import start_adapter_dir
 __all__ = [
     "TrainResult",
     "train",
-    "curve",
     "evaluate",
     "fairness",
     "predict",
@@ -171,43 +170,6 @@ def train(
                 shutil.rmtree(staging, ignore_errors=True)
         raise
     return TrainResult(target, outcome.metrics, summary)
-
-
-def curve(
-    recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
-    overrides: Iterable[str] | Mapping[str, Any] | None = None,
-    *,
-    fractions: str | Iterable[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
-    seeds: int | str | Iterable[int] = 3,
-    draws_small: int = 10,
-    baselines: bool = False,
-    stack: bool = False,
-    full_finetune: bool = False,
-    output_dir: str | Path | None = None,
-    keep_adapters: bool = False,
-    progress: bool = True,
-) -> Any:
-    """A learning curve: train the recipe on stratified draws of each fraction of the training labels
-    (``seeds`` draws each, ``draws_small`` at fractions ≤ 10 %), optionally beside classical baselines
-    fitted on the same draws, all scored on one fixed test split. Writes ``curve.csv``, ``curve.png`` and
-    ``curve.md`` into ``output_dir`` (default ``outputs/curve-{name}``); finished cells are cached there.
-    Returns a :class:`adapters.curve.CurveResult`. See :mod:`adapters.curve` and ``docs/curve.md``.
-    """
-    from adapters.curve import curve as run
-
-    return run(
-        recipe,
-        overrides,
-        fractions=fractions,
-        seeds=seeds if isinstance(seeds, int | str) else list(seeds),
-        draws_small=draws_small,
-        baselines=baselines,
-        stack=stack,
-        full_finetune=full_finetune,
-        output_dir=output_dir,
-        keep_adapters=keep_adapters,
-        progress=progress,
-    )
 
 
 def evaluate(

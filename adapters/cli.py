@@ -322,7 +322,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"artifact: {result.output_dir}")
             return _fairness_exit(result.summary.get("fairness"), args.strict, "fairness.json")
     elif args.command == "curve":
-        result = api.curve(
+        from adapters.learning_curve import curve
+
+        result = curve(
             args.recipe,
             args.overrides,
             fractions=args.fractions,

@@ -283,7 +283,7 @@ def _plot(summary: pd.DataFrame, metric: str, path: Path) -> None:
 def write_reports(output_dir: Path, cells: list[dict[str, Any]], context: dict[str, Any]) -> pd.DataFrame:
     """Write ``curve.csv`` (one row per cell), ``curve.png`` and ``curve.md`` into ``output_dir``, each
     atomically; return the rows."""
-    from adapters.curve import _write_atomic
+    from adapters.learning_curve import _write_atomic
 
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = pd.DataFrame(

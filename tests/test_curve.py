@@ -16,10 +16,10 @@ import yaml
 
 from adapters import api
 from adapters.cli import main
-from adapters.curve import curve, draw_seeds, parse_fractions, parse_seeds
 from adapters.curve_report import paired_difference
 from adapters.data import prepare_data
 from adapters.errors import AdaptersUserError
+from adapters.learning_curve import curve, draw_seeds, parse_fractions, parse_seeds
 from adapters.recipe import DataConfig
 from tests.conftest import make_frame, tiny_recipe, write_data
 
@@ -168,3 +168,12 @@ def test_settings_are_checked() -> None:
         parse_seeds("1,1")
     assert draw_seeds(0.05, [3, 0], 4) == [3, 0, 1, 2] and draw_seeds(0.5, [3, 0], 4) == [3, 0]
     assert np.array_equal(draw_seeds(0.1, [0, 1, 2], 2), [0, 1, 2])
+
+
+def test_public_curve_is_the_function_after_its_module_is_imported() -> None:
+    """The module is not ``adapters.curve``: importing a submodule of that name would replace the
+    package's lazy ``adapters.curve`` function with the module object."""
+    import adapters
+    import adapters.learning_curve
+
+    assert adapters.curve is adapters.learning_curve.curve and callable(adapters.curve)
