@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,9 @@ def test_verbalizer_trains_and_reloads_with_plain_peft(tiny_llama_dir: Path, tmp
     encoded = tokenizer([f"{t}\n{VERBALIZER['question']}" for t in texts], return_tensors="pt", padding=True)
     import torch
 
-    with torch.no_grad():
-        plain = model(**encoded).logits[:, -1, [yes, no]].softmax(-1).numpy()
+    temperature = json.loads((result.output_dir / "config.json").read_text())["calibration"]["temperature"]
+    with torch.no_grad():  # the answer words' logits, divided by the temperature fitted on validation
+        plain = (model(**encoded).logits[:, -1, [yes, no]] / temperature).softmax(-1).numpy()
     np.testing.assert_allclose(classifier.predict_proba(texts), plain, atol=1e-5)
     assert list(saved.columns) == ["row_id", "label", "prob_good", "prob_bad"]
 
@@ -120,7 +122,12 @@ def test_qlora_decoder_recipe_tiny_twin(tiny_llama_dir: Path, tmp_path: Path) ->
     result = adapters.train(
         "german-credit/qlora-decoder",
         overrides,
-        data=make_frame(64),
+        # the recipe's fairness report reads these columns (kept out of the text)
+        data=make_frame(64).assign(
+            age=[22 + (7 * i) % 40 for i in range(64)],
+            foreign_worker=["a foreign worker" if i % 5 == 0 else "not a foreign worker" for i in range(64)],
+            personal_status_sex="a single female",
+        ),
         output_dir=tmp_path / "twin",
         progress=False,
     )
@@ -128,3 +135,4 @@ def test_qlora_decoder_recipe_tiny_twin(tiny_llama_dir: Path, tmp_path: Path) ->
     probabilities = classifier.predict_proba(["salary house owner"])
     assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
     assert result.summary["parity_max_abs_diff"] < 2e-2
+    assert (result.output_dir / "fairness.json").is_file()

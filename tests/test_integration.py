@@ -39,7 +39,7 @@ def test_default_recipe_cycle_offline(tmp_path: Path, monkeypatch: pytest.Monkey
         output_dir=tmp_path / "minilm",
         progress=False,
     )
-    assert set(result.metrics) == {"validation", "test"}
+    assert set(result.metrics) == {"validation", "test", "calibration", "threshold"}
     assert 0.0 <= result.metrics["test"]["roc_auc"] <= 1.0
     assert result.summary["base_model"]["hub_id"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert result.summary["base_model"]["new_modules"] == ["classifier"]
