@@ -199,7 +199,7 @@ def evaluate(
         test, table = prepared.frames["test"], prepared.tables["test"]
         texts, labels = test["text"].tolist(), test["label"].tolist()
     else:
-        table = pd.concat(read_source(str(data), "auto").values(), ignore_index=True)
+        table = _rows(data)
         examples = to_examples(
             table,
             classifier.recipe.data.model_copy(update={"split_column": None}),
@@ -264,6 +264,11 @@ def fairness(directory: str | Path, data: str | Path | None = None) -> dict[str,
     return evaluate(directory, data, with_fairness=True).get("fairness")
 
 
+def _rows(path: str | Path) -> pd.DataFrame:
+    """Every row of a csv/jsonl/parquet file or split directory, as one frame (split files concatenated)."""
+    return pd.concat(read_source(str(path), "auto").values(), ignore_index=True)
+
+
 def _scored(classifier: Classifier, frame: pd.DataFrame) -> pd.DataFrame:
     """The input rows plus ``prob_<label>`` columns (classification) and ``prediction``."""
     result = frame.copy()
@@ -302,11 +307,7 @@ def predict(
     :func:`predict_file`.
     """
     classifier = load(directory)
-    frame = (
-        inputs
-        if isinstance(inputs, pd.DataFrame)
-        else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
-    )
+    frame = inputs if isinstance(inputs, pd.DataFrame) else _rows(inputs)
     result = _scored(classifier, frame)
     if output is not None:
         with _atomic_file(output) as temporary:
@@ -367,11 +368,7 @@ def explain(
 
     check_settings(top, batch_size)
     classifier = directory if isinstance(directory, Classifier) else load(directory)
-    frame = (
-        inputs
-        if isinstance(inputs, pd.DataFrame)
-        else pd.concat(read_source(str(inputs), "auto").values(), ignore_index=True)
-    )
+    frame = inputs if isinstance(inputs, pd.DataFrame) else _rows(inputs)
     result, _ = explain_frame(classifier, frame, top=top, batch_size=batch_size)
     if output is not None:
         with _atomic_file(output) as temporary:

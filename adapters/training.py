@@ -166,12 +166,12 @@ def fit_decision(
     test_probabilities: np.ndarray,
     test_labels: np.ndarray,
     metric_args: dict[str, Any],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """Fit calibration, then the cut-off on calibrated validation scores; report both on test.
 
     Returns the ``calibration`` and ``threshold`` sections of ``metrics.json``: the fitted values, and test
     ECE / Brier / log loss before and after calibration, approval rate and cost per row at 0.5 and at the
-    chosen cut-off.
+    chosen cut-off. Also returns the calibrated test probabilities.
     """
     positive, cost = metric_args["positive_label"], metric_args["cost_matrix"]
     spec = fit_calibration(recipe.eval.calibration, val_probabilities, val_labels, positive)
@@ -197,7 +197,7 @@ def fit_decision(
     section: dict[str, Any] = {"rule": recipe.eval.threshold, "value": threshold}
     if binary:
         section["test"] = decision_summary(calibrated_test, test_labels, positive, threshold, cost)
-    return {"calibration": calibration, "threshold": section}
+    return {"calibration": calibration, "threshold": section}, calibrated_test
 
 
 def class_weight_tensor(
@@ -578,10 +578,11 @@ def run_training(
         val_scores, val_labels, _ = predict_probabilities(
             model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
         )
-        decision = fit_decision(recipe, val_scores, val_labels, raw_test, labels, metric_args)
+        decision, test_probabilities = fit_decision(
+            recipe, val_scores, val_labels, raw_test, labels, metric_args
+        )
         base_config.calibration = decision["calibration"]["spec"]
         base_config.decision_threshold = decision["threshold"]["value"]
-        test_probabilities = apply_calibration(raw_test, base_config.calibration)
         metric_args = {**metric_args, "threshold": base_config.decision_threshold}
     metrics = {
         "validation": loop.best_scores,
