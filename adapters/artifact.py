@@ -278,11 +278,12 @@ def check_parity(
 def write_artifact(
     staging: Path, outcome: Any, recipe: Recipe, data: Any, lineage: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Save adapter, tokenizer, label config, recipe, metrics, predictions, lineage and card into
+    """Save adapter, tokenizer, label config, recipe, metrics, predictions, plots, lineage and card into
     ``staging``."""
     from adapters.card import write_model_card
     from adapters.fairness import report_for_run
     from adapters.lineage import LINEAGE_FILE
+    from adapters.plots import write_run_plots
 
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
     # save_embedding_layers=False: "auto" asks the Hub whether the base's vocabulary changed (we never
@@ -321,6 +322,8 @@ def write_artifact(
         "history": outcome.history,
         "data": data.info,
         "base_model": outcome.built.provenance,
+        # training.png for every task; roc, reliability (binary) and confusion for classification
+        "plots": write_run_plots(staging, outcome, recipe, data),
     }
     # eval.fairness: fairness.json + fairness.png on the test split (None when the recipe lists none);
     # the summary file records the gap check, the returned summary and the card get the whole report.

@@ -3,7 +3,7 @@
 The YAML header is ``ModelCardData`` (library, base model, pipeline tag, tags, datasets, licence and a
 ``model-index`` with the test metrics), so the Hub indexes it; the body comes from the Jinja template
 ``templates/model_card.md``: intended and out-of-scope use, where the knowledge came from (lineage),
-metrics, cost and energy, how to load it with plain PEFT, limitations.
+metrics, plots, cost and energy, how to load it with plain PEFT, limitations.
 """
 
 from __future__ import annotations
@@ -108,6 +108,21 @@ def _cost_rows(cost: dict[str, Any]) -> str:
             f"{cost.get('device', '?')}",
         ),
         ("samples / s", f"{cost.get('train_samples_per_second') or 0:.1f}"),
+    ]
+    if cost.get("train_tokens"):
+        rows += [
+            (
+                "tokens / s",
+                f"{cost.get('train_tokens_per_second') or 0:,.0f} ({cost['train_tokens']:,} tokens in all)",
+            ),
+            ("padding", f"{100 * cost.get('padding_fraction', 0):.1f} % of the computed positions"),
+            (
+                "training compute (estimated)",
+                f"{cost.get('estimated_train_flops', 0) / 1e12:.3g} TFLOP, "
+                f"{cost.get('achieved_gflops_per_second') or 0:.1f} GFLOP/s",
+            ),
+        ]
+    rows += [
         (
             "energy",
             f"{energy['energy_kwh']:.3g} kWh ({energy.get('tracker')})"
@@ -157,6 +172,7 @@ def render_model_card(
     from huggingface_hub import ModelCard
 
     from adapters.fairness import card_section
+    from adapters.plots import card_section as plots_section
 
     base = summary.get("base_model", {})
     base_id = base.get("hub_id") or base.get("local_path") or recipe.model.name_or_path
@@ -215,6 +231,7 @@ def render_model_card(
         seconds=summary.get("train_seconds"),
         best_step=summary.get("best_step"),
         test_rows=rows.get("test", "?"),
+        plots_section=plots_section(summary.get("plots", []), recipe, data.label_names, metrics, summary),
         fairness_section=card_section(recipe, summary.get("fairness")),  # eval.fairness, exclude_from_text
     )
     return str(card)

@@ -7,28 +7,124 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-__all__ = ["cost_report", "peak_rss_bytes", "EnergyMeter", "check_energy_country"]
+__all__ = [
+    "cost_report",
+    "peak_rss_bytes",
+    "reset_peak_rss",
+    "count_tokens",
+    "total_tokens",
+    "estimate_training_flops",
+    "EnergyMeter",
+    "check_energy_country",
+]
+
+_STATUS = "/proc/self/status"
+_TOKEN_KEYS = ("real", "computed", "squared")
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident memory (Linux reports kilobytes, macOS bytes)."""
+    """This process's peak resident memory since :func:`reset_peak_rss` (Linux ``VmHWM``), else since start
+    (``ru_maxrss``: Linux reports kilobytes, macOS bytes)."""
     import resource
     import sys
 
+    try:
+        with open(_STATUS, encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-memory window (Linux: ``5`` into ``/proc/self/clear_refs``), so a run's peak is its
+    own and not that of an earlier run in the same process (a curve's cells, a notebook). False where
+    the kernel does not allow it; the peak then counts from the process start."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def count_tokens(batch: Any, tokens: dict[str, int]) -> None:
+    """Add a training batch to ``tokens``: real tokens (attention mask), computed ones (padding
+    included) and rows × length² (the size of the attention-score matrices)."""
+    mask = batch.get("attention_mask")
+    rows, length = batch["input_ids"].shape[0], batch["input_ids"].shape[-1]
+    tokens["real"] += int(mask.sum()) if mask is not None else rows * length
+    tokens["computed"] += rows * length
+    tokens["squared"] += rows * length * length
+
+
+def total_tokens(tokens: dict[str, int], accelerator: Accelerator) -> dict[str, int]:
+    """``tokens`` summed over all processes (every process must call this)."""
+    local = torch.tensor([tokens[key] for key in _TOKEN_KEYS], dtype=torch.float64)
+    summed = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu().tolist()
+    return {key: int(value) for key, value in zip(_TOKEN_KEYS, summed, strict=True)}
+
+
+def _linear_params(model: torch.nn.Module) -> tuple[int, int]:
+    """Weights used as matrix multiplies per token (all ``nn.Linear``, bitsandbytes' included, LoRA's
+    too), and those of them that get weight gradients."""
+    total = trainable = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            size = module.in_features * module.out_features
+            total += size
+            trainable += size if module.weight.requires_grad else 0
+    return total, trainable
+
+
+def estimate_training_flops(
+    model: torch.nn.Module, tokens: dict[str, int], gradient_checkpointing: bool = False
+) -> int:
+    """Training FLOPs from the model's shapes and the tokens computed (padding included).
+
+    Per computed token, every linear layer costs 2·N in the forward pass and 2·N for the input gradients
+    in the backward pass; only trainable weights add 2·N for their own gradients (a frozen base does not:
+    4·N + 2·N_trainable, not the 6·N of full fine-tuning). Recomputed activations add another forward.
+    Attention scores add 12 · hidden · layers per row per length² (QKᵀ and AV forward, four products
+    backward). Embedding lookups are free. Checked against torch's FlopCounterMode in tests/test_cost.py.
+    """
+    linear, trainable = _linear_params(model)
+    per_token = (6 if gradient_checkpointing else 4) * linear + 2 * trainable
+    config = getattr(model, "config", None)
+    hidden = getattr(config, "hidden_size", 0) or 0
+    layers = getattr(config, "num_hidden_layers", 0) or 0
+    attention = (16 if gradient_checkpointing else 12) * hidden * layers * tokens["squared"]
+    return int(per_token * tokens["computed"] + attention)
+
+
 def cost_report(
-    built: Any, accelerator: Accelerator, seconds: float, steps: int, samples_per_step: int
+    built: Any,
+    accelerator: Accelerator,
+    seconds: float,
+    steps: int,
+    samples_per_step: int,
+    tokens: dict[str, int] | None = None,
+    gradient_checkpointing: bool = False,
 ) -> dict[str, Any]:
-    """What the run cost: parameters trained, memory held, time spent (the card and metrics.json show it)."""
+    """What the run cost: parameters trained, memory held, time spent, tokens seen and an estimate of
+    the FLOPs (the card, metrics.json and a learning curve's full fine-tuning ratios show it)."""
     model = accelerator.unwrap_model(built.model)
-    trainable, total = (int(n) for n in model.get_nb_trainable_parameters())
+    if hasattr(model, "get_nb_trainable_parameters"):  # PEFT counts 4-bit packed weights correctly
+        trainable, total = (int(n) for n in model.get_nb_trainable_parameters())
+    else:  # full fine-tuning: a plain transformers model
+        total = sum(param.numel() for param in model.parameters())
+        trainable = sum(param.numel() for param in model.parameters() if param.requires_grad)
+    saved_bytes = sum(  # what the artifact's weights file holds: the trainable tensors, as trained
+        param.numel() * param.element_size() for param in model.parameters() if param.requires_grad
+    )
     report: dict[str, Any] = {
         "trainable_params": trainable,
         "total_params": total,
         "trainable_percent": round(100 * trainable / max(total, 1), 4),
+        "checkpoint_bytes": int(saved_bytes),
         "model_memory_footprint_bytes": built.provenance.get("memory_footprint_bytes"),
         "peak_rss_bytes": peak_rss_bytes(),
         "train_seconds": round(seconds, 2),
@@ -37,6 +133,19 @@ def cost_report(
         "num_processes": accelerator.num_processes,
         "mixed_precision": str(accelerator.mixed_precision),
     }
+    if tokens is not None and tokens["computed"]:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        flops = estimate_training_flops(base, tokens, gradient_checkpointing)
+        report.update(
+            {
+                "train_tokens": tokens["real"],
+                "train_tokens_computed": tokens["computed"],
+                "padding_fraction": round(1 - tokens["real"] / tokens["computed"], 4),
+                "train_tokens_per_second": round(tokens["real"] / seconds, 1) if seconds > 0 else None,
+                "estimated_train_flops": flops,
+                "achieved_gflops_per_second": round(flops / seconds / 1e9, 3) if seconds > 0 else None,
+            }
+        )
     if accelerator.device.type == "cuda":
         report["peak_cuda_memory_bytes"] = int(torch.cuda.max_memory_allocated(accelerator.device))
     return report

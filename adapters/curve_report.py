@@ -9,6 +9,7 @@ means say.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -25,6 +26,24 @@ TITLES = {"adapter": "adapter", "stack": "adapter + best baseline (stack)", "ful
 ORDER = ("adapter", "logistic_regression", "hist_gradient_boosting", "tfidf_logistic_regression", "stack")
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "f1": "F1", "ks": "KS"}
 GOAL_SHARE, GOAL_MARGIN, GOAL_FULL = 0.95, 0.03, 0.80  # the German Credit issue's goals (ROC-AUC)
+# From a trained cell's metrics.json "cost" into curve.csv (empty for baselines and stacks).
+COST_COLUMNS = (
+    "train_seconds",
+    "peak_rss_bytes",
+    "trainable_params",
+    "checkpoint_bytes",
+    "train_samples_per_second",
+    "train_tokens_per_second",
+    "padding_fraction",
+    "estimated_train_flops",
+)
+# adapter / full fine-tuning: (column, what it is, how a mean is shown)
+RATIOS = (
+    ("wall_seconds", "training time", lambda v: f"{v:.0f} s"),
+    ("peak_rss_bytes", "peak memory (RSS)", lambda v: f"{v / 2**30:.2f} GiB"),
+    ("energy_kwh", "energy", lambda v: f"{1000 * v:.2f} Wh"),
+    ("checkpoint_bytes", "checkpoint size", lambda v: f"{v / 2**20:.3g} MiB"),
+)
 
 
 def title(system: str) -> str:
@@ -177,6 +196,55 @@ def _goals(summary: pd.DataFrame, pairs: list[dict[str, Any]]) -> list[str]:
     return ["| goal | measured | status |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
 
 
+def _cell_cost(output_dir: Path, cell: dict[str, Any]) -> dict[str, Any]:
+    """The cost columns of a trained cell, from the ``metrics.json`` kept beside its ``cell.json``."""
+    from adapters.learning_curve import TRAINED, cell_path
+
+    if cell["system"] not in TRAINED:
+        return {}
+    path = cell_path(output_dir, cell["system"], cell["fraction"], cell["seed"]) / "metrics.json"
+    try:
+        cost = json.loads(path.read_text(encoding="utf-8")).get("cost") or {}
+    except (OSError, ValueError):
+        return {}
+    if "checkpoint_bytes" not in cost and "trainable_params" in cost:  # cells from before it was reported
+        cost["checkpoint_bytes"] = 4 * cost["trainable_params"]  # float32 weights
+    return {key: cost.get(key) for key in COST_COLUMNS}
+
+
+def _cost_ratios(rows: pd.DataFrame) -> list[str]:
+    """Adapter / full fine-tuning per fraction: means over the draws both systems have."""
+    full = rows[rows["system"] == "full_finetune"]
+    if full.empty:
+        return []
+    lines = [
+        "",
+        "## Cost: adapter / full fine-tuning, same draws",
+        "",
+        "Each cell: the ratio of the means over the draws both have (adapter vs full fine-tuning); "
+        "training time is the whole cell (loading, training, evaluations), memory the run's peak RSS, "
+        "checkpoint size what each must store (the adapter and head vs every weight).",
+        "",
+        "| fraction | draws | " + " | ".join(name for _, name, _ in RATIOS) + " |",
+        "|---|---|" + "---|" * len(RATIOS),
+    ]
+    for fraction in sorted(full["fraction"].unique()):
+        theirs = full[np.isclose(full["fraction"], fraction)]
+        ours = rows[
+            (rows["system"] == "adapter")
+            & np.isclose(rows["fraction"], fraction)
+            & rows["seed"].isin(theirs["seed"])
+        ]
+        theirs = theirs[theirs["seed"].isin(ours["seed"])]
+        cells = []
+        for column, _, shown in RATIOS:
+            mine, other = pd.to_numeric(ours[column]).mean(), pd.to_numeric(theirs[column]).mean()
+            ok = np.isfinite(mine) and np.isfinite(other) and other > 0
+            cells.append(f"{mine / other:.3g}x ({shown(mine)} vs {shown(other)})" if ok else "n/a")
+        lines.append(f"| {fraction:g} | {len(ours)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _stack_table(weights: list[dict[str, Any]]) -> list[str]:
     """Per fraction: the baseline blended in (best mean validation score there) and the adapter's weights."""
     lines = ["| fraction | blended with | adapter's weight per draw |", "|---|---|---|"]
@@ -238,9 +306,14 @@ def _markdown(rows: pd.DataFrame, summary: pd.DataFrame, pairs: list[dict], cont
     if context.get("stack"):
         lines += ["", "## Stack: p = w·adapter + (1 − w)·baseline, w fitted on validation", ""]
         lines += _stack_table(context["stack"])
+    lines += _cost_ratios(rows)
     if metric == "roc_auc":
         lines += ["", "## Goals (German Credit issue, ROC-AUC)", "", *_goals(summary, pairs)]
-    lines += ["", "Per-cell values (every metric, wall seconds, energy) are in curve.csv.", ""]
+    lines += [
+        "",
+        "Per-cell values (every metric, wall seconds, energy, the trained cells' cost) are in curve.csv.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -292,6 +365,8 @@ def write_reports(output_dir: Path, cells: list[dict[str, Any]], context: dict[s
                 **{key: cell[key] for key in ("system", "fraction", "seed", "n_train")},
                 **cell["metrics"],
                 **{key: cell[key] for key in ("wall_seconds", "energy_kwh")},
+                **dict.fromkeys(COST_COLUMNS),
+                **_cell_cost(output_dir, cell),
             }
             for cell in cells
         ]

@@ -30,11 +30,13 @@ import pandas as pd
 
 from adapters.errors import AdaptersUserError
 
-__all__ = ["CurveResult", "curve", "draw_seeds", "parse_fractions", "parse_seeds", "run_curve"]
+__all__ = ["CurveResult", "cell_path", "curve", "draw_seeds", "parse_fractions", "parse_seeds", "run_curve"]
 
 CELL_VERSION = 1  # bump when a cell's contents change meaning: every cached cell is then recomputed
+FULL_FINETUNE = "full_finetune"
 SMALL_FRACTION = 0.1  # at or below it, draws vary most: use draws_small seeds
 ADAPTER_KEEP = ("predictions.csv", "validation.csv", "metrics.json", "recipe.yaml", "cell.json")
+TRAINED = ("adapter", FULL_FINETUNE)  # systems that train the recipe's base model (the rest: baselines)
 STACK_WEIGHTS = np.round(np.linspace(0, 1, 21), 2)  # adapter's weight in the blend: 0, 0.05, …, 1
 
 
@@ -107,6 +109,11 @@ def _hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def cell_path(output_dir: Path, system: str, fraction: float, seed: int) -> Path:
+    """Where one cell's files live: ``cells/{system}/f{fraction}-s{seed}``."""
+    return Path(output_dir) / "cells" / system / f"f{fraction:g}-s{seed}"
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file beside it, so a killed run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +183,7 @@ class _Grid:
         return self._memo[1]
 
     def cell_dir(self, system: str, fraction: float, seed: int) -> Path:
-        return self.output_dir / "cells" / system / f"f{fraction:g}-s{seed}"
+        return cell_path(self.output_dir, system, fraction, seed)
 
     def digest(self, system: str, recipe: Any) -> str:
         """What a cell depends on: an adapter the whole recipe, a baseline the data and eval sections."""
@@ -184,7 +191,7 @@ class _Grid:
         for key in ("name", "description", "card"):
             raw.pop(key, None)
         raw["training"].pop("output_dir", None)
-        if system != "adapter":
+        if system not in TRAINED:
             raw = {key: raw[key] for key in ("task", "data", "eval")}
         return _hash({"v": CELL_VERSION, "system": system, "recipe": raw, "data": self.fingerprint})
 
@@ -254,6 +261,36 @@ class _Grid:
         threshold = float(result.metrics.get("threshold", {}).get("value", 0.5))
         head = {"system": "adapter", "fraction": fraction, "seed": seed, "hash": digest}
         head["n_train"] = len(data.frames["train"])
+        return self.record(directory, head, scored, threshold, seconds, energy)
+
+    def full_finetune(self, fraction: float, seed: int) -> dict[str, Any]:
+        """The same recipe, draw, loop and calibration with every base weight trained and no PEFT; its
+        ``metrics.json`` (test metrics and cost) is what the adapter's cost is compared with."""
+        from adapters.training import run_training
+
+        recipe = self.cell_recipe(fraction, seed)
+        directory = self.cell_dir(FULL_FINETUNE, fraction, seed)
+        digest = self.digest(FULL_FINETUNE, recipe)
+        cached = _cached(directory, digest)
+        if cached is not None:
+            return cached
+        (directory / "cell.json").unlink(missing_ok=True)
+        data = self.prepared(fraction, seed)
+        started = time.perf_counter()
+        outcome = run_training(recipe, data, logging_dir=None, progress=False, full_finetune=True)
+        seconds = time.perf_counter() - started
+        scored = {"validation": outcome.validation_probabilities, "test": outcome.test_probabilities}
+        for split, file in (("validation", "validation.csv"), ("test", "predictions.csv")):
+            _write_atomic(
+                directory / file, _probabilities_frame(data.frames[split], self.label_names, scored[split])
+            )
+        saved = {**outcome.metrics, "cost": outcome.cost}
+        _write_atomic(directory / "metrics.json", json.dumps(saved, indent=2, default=float))
+        head = {"system": FULL_FINETUNE, "fraction": fraction, "seed": seed, "hash": digest}
+        head["n_train"] = len(data.frames["train"])
+        threshold = float(outcome.metrics.get("threshold", {}).get("value", 0.5))
+        energy = (outcome.cost.get("energy") or {}).get("energy_kwh")
+        del outcome  # the full model's weights and optimizer state go before the next cell
         return self.record(directory, head, scored, threshold, seconds, energy)
 
     def baseline(self, name: str, fraction: float, seed: int) -> dict[str, Any]:
@@ -330,9 +367,11 @@ def run_curve(
     stack: bool = False,
     keep_adapters: bool = False,
     progress: bool = True,
+    full_finetune: bool = False,
 ) -> CurveResult:
     """Run (or load from the cache) every cell of the grid for a resolved classification ``recipe`` and
-    write ``curve.csv``, ``curve.png`` and ``curve.md`` into ``output_dir``. ``stack`` implies baselines."""
+    write ``curve.csv``, ``curve.png`` and ``curve.md`` into ``output_dir``. ``stack`` implies baselines;
+    ``full_finetune`` adds the base model trained without PEFT on every draw."""
     from tqdm.auto import tqdm
 
     from adapters.baselines import baselines_for
@@ -340,23 +379,20 @@ def run_curve(
     from adapters.data import prepare_data
 
     names = baselines_for(recipe.data) if baselines or stack else []
+    trained = ["adapter", *([FULL_FINETUNE] if full_finetune else [])]
     plan = [(f, s) for f in fractions for s in draw_seeds(f, seeds, draws_small)]
     # The smallest draw first: a fraction too small to stratify is refused before any training.
     first = prepare_data(recipe.data.model_copy(update={"train_fraction": min(fractions)}), task=recipe.task)
     grid = _Grid(recipe, output_dir, keep_adapters, first)
     cells: list[dict[str, Any]] = []
     with tqdm(
-        total=len(plan) * (1 + len(names) + stack), desc="Curve", unit="cell", disable=not progress
+        total=len(plan) * (len(trained) + len(names) + stack), desc="Curve", unit="cell", disable=not progress
     ) as bar:
         for fraction, seed in plan:
-            for system in ("adapter", *names):
+            for system in (*trained, *names):
                 bar.set_postfix_str(f"{system} f={fraction:g} seed={seed}")
-                cell = (
-                    grid.adapter(fraction, seed)
-                    if system == "adapter"
-                    else grid.baseline(system, fraction, seed)
-                )
-                cells.append(cell)
+                make = {"adapter": grid.adapter, FULL_FINETUNE: grid.full_finetune}.get(system)
+                cells.append(make(fraction, seed) if make else grid.baseline(system, fraction, seed))
                 bar.update()
         for fraction in fractions if stack else []:
             here = [c for c in cells if c["fraction"] == fraction]
@@ -397,17 +433,27 @@ def curve(
         raise AdaptersUserError(
             f"must be a positive number of draws, got {draws_small}", where="--draws-small"
         )
-    if full_finetune:
+    resolved = _resolved(recipe, overrides, {}, None)
+    if full_finetune and (resolved.training.privacy is not None or resolved.model.quantization != "none"):
         raise AdaptersUserError(
-            "not implemented yet: the library trains through PEFT only; compare with a full fine-tune later",
+            "compares with the base model fully trained in a float dtype, without differential privacy: "
+            "run it on a recipe without training.privacy and model.quantization",
             where="--full-finetune",
         )
-    resolved = _resolved(recipe, overrides, {}, None)
     if resolved.task != "classification":
         raise AdaptersUserError(f"a learning curve needs task: classification, not {resolved.task}", "task")
     if resolved.data.source == "<DataFrame>":
         raise AdaptersUserError("a learning curve reads data.source; a DataFrame cannot be re-drawn", "data")
     target = Path(output_dir) if output_dir is not None else Path(f"outputs/curve-{resolved.name}")
     return run_curve(
-        resolved, target, fraction_list, seed_list, draws_small, baselines, stack, keep_adapters, progress
+        resolved,
+        target,
+        fraction_list,
+        seed_list,
+        draws_small,
+        baselines,
+        stack,
+        keep_adapters,
+        progress,
+        full_finetune,
     )

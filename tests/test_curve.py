@@ -142,10 +142,41 @@ def test_cli_runs_from_the_cache_and_refuses_bad_settings_in_one_line(
     grid_args = ["--fractions", "0.1,1", "--seeds", "0,1", "--draws-small", "2", "--baselines", "--stack"]
     code = main([*base, *grid_args])
     assert code == 0 and "0 computed" in capsys.readouterr().out
-    for bad in (["--fractions", "0,1"], ["--fractions", "1.5"], ["--fractions", "a"], ["--full-finetune"]):
+    for bad in (["--fractions", "0,1"], ["--fractions", "1.5"], ["--fractions", "a"], ["--draws-small", "0"]):
         assert main([*base, *bad]) == 2
         error = capsys.readouterr().err.strip()
         assert error.startswith("error: ") and "\n" not in error
+
+
+def test_full_finetune_trains_every_weight_and_reports_cost_ratios(grid: dict, tmp_path: Path) -> None:
+    """Added to a finished grid: the adapter cells come from the cache, the full fine-tunes are trained on
+    the same draws, and curve.md sets their cost against the adapter's."""
+    output = tmp_path / "out"
+    shutil.copytree(grid["output"], output)
+    result = curve(
+        grid["recipe"], fractions=[1.0], seeds=2, full_finetune=True, output_dir=output, progress=False
+    )
+    assert result.computed == 2  # the two full fine-tunes; the adapters were cached
+    rows = result.rows.set_index("system")
+    full, adapter = rows.loc["full_finetune"], rows.loc["adapter"]
+    assert (full["trainable_params"] == full["trainable_params"].max()).all()
+    metrics = json.loads((output / "cells" / "full_finetune" / "f1-s0" / "metrics.json").read_text())
+    assert metrics["cost"]["trainable_params"] == metrics["cost"]["total_params"]
+    assert (adapter["trainable_params"] < full["trainable_params"].min()).all()
+    assert (full["checkpoint_bytes"] == 4 * full["trainable_params"]).all()
+    assert full["roc_auc"].between(0, 1).all() and full["padding_fraction"].between(0, 1).all()
+    report = (output / "curve.md").read_text(encoding="utf-8")
+    assert "## Cost: adapter / full fine-tuning" in report and "| full fine-tune | 1 |" in report
+    ratio_row = next(line for line in report.splitlines() if line.startswith("| 1 | 2 |"))
+    checkpoint_ratio = float(ratio_row.split("|")[-2].split("x")[0])
+    assert 0 < checkpoint_ratio < 0.5  # the adapter and head against every weight
+
+
+def test_full_finetune_refuses_quantized_and_private_recipes(grid: dict) -> None:
+    with pytest.raises(AdaptersUserError, match="--full-finetune"):
+        curve(
+            grid["recipe"], ["model.quantization=8bit"], fractions=[1.0], full_finetune=True, progress=False
+        )
 
 
 def test_paired_difference_on_a_hand_example() -> None:

@@ -62,6 +62,14 @@ def test_learns_and_keeps_best_adapter(recipe_for) -> None:
     assert outcome.metrics["test"]["roc_auc"] > 0.8  # the toy task is learnable
     assert set(outcome.metrics["test"]) >= {"roc_auc", "accuracy", "f1", "log_loss", "expected_cost", "loss"}
     assert outcome.test_probabilities.shape == (24, 2)
+    seconds = [record["seconds"] for record in outcome.history]
+    assert seconds == sorted(seconds) and 0 < seconds[-1] <= outcome.seconds
+    cost = outcome.cost  # tokens and FLOPs of the steps taken: 72 rows x 4 epochs, three-word texts
+    assert cost["train_tokens"] == 4 * 72 * 5  # [CLS] + 3 words + [SEP], one token each, no padding
+    assert cost["padding_fraction"] == 0.0 and cost["train_tokens_computed"] == cost["train_tokens"]
+    assert cost["estimated_train_flops"] > 0 and cost["achieved_gflops_per_second"] > 0
+    assert cost["train_tokens_per_second"] == pytest.approx(cost["train_tokens"] / outcome.seconds, rel=0.01)
+    assert 0 < cost["checkpoint_bytes"] < cost["total_params"] * 4 / 2
 
 
 def test_early_stopping_stops(recipe_for) -> None:
