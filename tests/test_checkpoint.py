@@ -148,6 +148,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(recipe_for, tmp_pa
     assert _artifact_bytes(tmp_path / "out") == _artifact_bytes(tmp_path / "ref")
     summary = json.loads((tmp_path / "out" / "training_summary.json").read_text())
     reference_summary = json.loads((tmp_path / "ref" / "training_summary.json").read_text())
+
     def scores(history: list[dict]) -> list[dict]:  # wall time differs between runs; the scores must not
         return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
 
