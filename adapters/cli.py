@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--baselines", action="store_true", help="classical baselines on the same draws")
     curve.add_argument("--stack", action="store_true", help="also the adapter blended with the best baseline")
     curve.add_argument("--full-finetune", action="store_true", help="the base model trained without PEFT")
+    curve.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar=("NAME", "section.key=value"),
+        help="the adapter made another way, on the same draws (repeatable): NAME then its overrides",
+    )
     curve.add_argument("--keep-adapters", action="store_true", help="keep each cell's adapter weights")
     curve.add_argument("--output", help="output directory (default: outputs/curve-{recipe name})")
     curve.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -333,6 +340,7 @@ def _run(args: argparse.Namespace) -> int:
             baselines=args.baselines,
             stack=args.stack,
             full_finetune=args.full_finetune,
+            variants={name: changes for name, *changes in args.variant or []},
             output_dir=args.output,
             keep_adapters=args.keep_adapters,
             progress=not args.no_progress,

@@ -49,7 +49,10 @@ RATIOS = (
 def title(system: str) -> str:
     """A system's name in prose: the registry's title for a baseline."""
     from adapters.baselines import BASELINES
+    from adapters.curve_cells import VARIANT
 
+    if system.startswith(VARIANT):
+        return f"adapter, variant {system.removeprefix(VARIANT)}"
     return TITLES.get(system) or (BASELINES[system].title if system in BASELINES else system)
 
 
@@ -198,9 +201,9 @@ def _goals(summary: pd.DataFrame, pairs: list[dict[str, Any]]) -> list[str]:
 
 def _cell_cost(output_dir: Path, cell: dict[str, Any]) -> dict[str, Any]:
     """The cost columns of a trained cell, from the ``metrics.json`` kept beside its ``cell.json``."""
-    from adapters.learning_curve import TRAINED, cell_path
+    from adapters.curve_cells import cell_path, is_trained
 
-    if cell["system"] not in TRAINED:
+    if not is_trained(cell["system"]):
         return {}
     path = cell_path(output_dir, cell["system"], cell["fraction"], cell["seed"]) / "metrics.json"
     try:
@@ -356,7 +359,7 @@ def _plot(summary: pd.DataFrame, metric: str, path: Path) -> None:
 def write_reports(output_dir: Path, cells: list[dict[str, Any]], context: dict[str, Any]) -> pd.DataFrame:
     """Write ``curve.csv`` (one row per cell), ``curve.png`` and ``curve.md`` into ``output_dir``, each
     atomically; return the rows."""
-    from adapters.learning_curve import _write_atomic
+    from adapters.curve_cells import _write_atomic
 
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = pd.DataFrame(

@@ -54,6 +54,19 @@ def run(recipe: str, overrides: list[str], workdir: Path | None = None) -> dict[
     }
 
 
+def worker_env(threads: int, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's worker process: fixed threads, offline, quiet tokenizers."""
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **extra,
+    }
+
+
 def tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
     """Save a random BERT (``hidden`` wide, ``layers`` deep, 512 positions, no head) with MiniLM's
     tokenizer: a stand-in base model for smoke tests and for timing the data path, not for accuracy."""

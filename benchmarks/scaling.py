@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, ProcessPeak, machine, rss_bytes, tiny_bert
+from _common import REPO, ProcessPeak, machine, rss_bytes, tiny_bert, worker_env
 
 SAME_FOOTING = {
     "training.log_with": [],
@@ -146,15 +145,7 @@ def train_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
 def run_worker(phase: str, size: int, scratch: Path, threads: int) -> dict[str, Any]:
     """One phase for one size in a fresh process (own datasets cache, so every CSV read is a first read)."""
     out, log = scratch / f"{phase}-{size}.json", scratch / f"{phase}-{size}.log"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_DATASETS_CACHE": str(scratch / f"datasets-cache-{phase}-{size}"),
-    }
+    env = worker_env(threads, HF_DATASETS_CACHE=str(scratch / f"datasets-cache-{phase}-{size}"))
     command = [sys.executable, __file__, "--worker", phase, "--spec", str(scratch / "spec.json")]
     started = time.perf_counter()
     with log.open("w") as handle:

@@ -41,7 +41,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, ProcessPeak, machine, rss_bytes, tiny_bert
+from _common import REPO, ProcessPeak, machine, rss_bytes, tiny_bert, worker_env
 
 SYSTEMS = ("adapters", "trainer")
 # What the recipe does beyond training that a Trainer script does not: trackers, energy meter.
@@ -133,13 +132,7 @@ def write_spec(args: argparse.Namespace, overrides: list[str], scratch: Path) ->
 def run_worker(system: str, scratch: Path, index: int, threads: int) -> dict[str, Any]:
     """One run of ``system`` in a fresh process; its record, with the process's wall seconds."""
     out, log = scratch / f"run{index}-{system}.json", scratch / f"run{index}-{system}.log"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
+    env = worker_env(threads)
     command = [sys.executable, __file__, "--worker", system, "--spec", str(scratch / "spec.json")]
     started = time.perf_counter()
     with log.open("w") as handle:

@@ -172,6 +172,32 @@ def test_full_finetune_trains_every_weight_and_reports_cost_ratios(grid: dict, t
     assert 0 < checkpoint_ratio < 0.5  # the adapter and head against every weight
 
 
+def test_a_variant_trains_on_the_same_draws_and_is_compared_draw_by_draw(
+    grid: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    shutil.copytree(grid["output"], output)
+    base = ["curve", str(grid["file"]), "--output", str(output), "--no-progress", "--fractions", "1"]
+    code = main([*base, "--seeds", "2", "--variant", "rank2", "method.r=2", "training.learning_rate=0.01"])
+    assert code == 0 and "(2 computed" in capsys.readouterr().out  # the adapters came from the cache
+    rows = pd.read_csv(output / "curve.csv")
+    variant = rows[rows["system"] == "variant-rank2"]
+    assert sorted(variant["seed"]) == [0, 1]
+    assert (variant["trainable_params"] < rows[rows["system"] == "adapter"]["trainable_params"].min()).all()
+    saved = yaml.safe_load((output / "cells" / "variant-rank2" / "f1-s0" / "recipe.yaml").read_text())
+    assert saved["method"]["r"] == 2 and saved["training"]["seed"] == 0
+    report = (output / "curve.md").read_text(encoding="utf-8")
+    assert "| adapter, variant rank2 | 1 |" in report
+    for bad in (
+        ["--variant", "rank2"],
+        ["--variant", "Bad-Name", "method.r=2"],
+        ["--variant", "s", "data.split_seed=3"],
+    ):
+        assert main([*base, *bad]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("error: ") and "--variant" in error and "\n" not in error
+
+
 def test_full_finetune_refuses_quantized_and_private_recipes(grid: dict) -> None:
     with pytest.raises(AdaptersUserError, match="--full-finetune"):
         curve(
