@@ -38,6 +38,7 @@ __all__ = [
     "fit_baseline",
     "logistic_regression_baseline",
     "prepared_probabilities",
+    "class_weight_for",
     "run_baseline",
 ]
 
@@ -81,7 +82,9 @@ def _feature_frame(table: pd.DataFrame, columns: Sequence[str], categorical: Seq
     return frame
 
 
-def _logistic_regression(categorical: list[str], numeric: list[str], max_iter: int = 2000) -> Any:
+def _logistic_regression(
+    categorical: list[str], numeric: list[str], class_weight: Any = None, max_iter: int = 2000
+) -> Any:
     """One-hot categoricals and standardised numbers (median-imputed) into an L2 logistic regression."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -95,7 +98,10 @@ def _logistic_regression(categorical: list[str], numeric: list[str], max_iter: i
     if numeric:
         parts.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
     return Pipeline(
-        [("features", ColumnTransformer(parts)), ("model", LogisticRegression(max_iter=max_iter))]
+        [
+            ("features", ColumnTransformer(parts)),
+            ("model", LogisticRegression(max_iter=max_iter, class_weight=class_weight)),
+        ]
     )
 
 
@@ -128,12 +134,14 @@ class _HistGradientBoosting:
     """HistGradientBoosting on the raw columns: numbers as they are (missing values allowed), categoricals
     as categories; a thin estimator so that :func:`baseline_probabilities` treats it like a pipeline."""
 
-    def __init__(self, categorical: list[str], numeric: list[str]) -> None:
+    def __init__(self, categorical: list[str], numeric: list[str], class_weight: Any = None) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         self.encoder = _AsCategories(categorical)
         self.numeric = numeric
-        self.model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
+        self.model = HistGradientBoostingClassifier(
+            categorical_features="from_dtype", random_state=0, class_weight=class_weight
+        )
 
     def _frame(self, frame: pd.DataFrame, fit: bool = False) -> pd.DataFrame:
         frame = frame.copy()
@@ -158,7 +166,9 @@ class _HistGradientBoosting:
             return self.model.predict_proba(self._frame(frame))
 
 
-def _tfidf_logistic_regression(categorical: list[str], numeric: list[str], max_iter: int = 2000) -> Any:
+def _tfidf_logistic_regression(
+    categorical: list[str], numeric: list[str], class_weight: Any = None, max_iter: int = 2000
+) -> Any:
     """TF-IDF of word 1–2-grams (sublinear term frequency) into an L2 logistic regression (multinomial
     for more than two labels); the column lists are unused: it reads the rendered text."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -166,7 +176,8 @@ def _tfidf_logistic_regression(categorical: list[str], numeric: list[str], max_i
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=max_iter)
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(max_iter=max_iter, class_weight=class_weight),
     )
 
 
@@ -175,7 +186,7 @@ class Estimator:
     """A registered baseline: how to build it (from categorical and numeric column names), what it reads
     (the raw ``columns`` of ``tables`` or the rendered ``text``) and its name in reports."""
 
-    build: Callable[[list[str], list[str]], Any]
+    build: Callable[..., Any]  # (categorical columns, numeric columns, class_weight) -> estimator
     reads: str  # "columns" | "text"
     title: str
 
@@ -196,12 +207,14 @@ def baseline_probabilities(
     train_labels: Sequence[int],
     num_labels: int,
     feature_columns: Sequence[str] = (),
+    class_weight: Any = None,
 ) -> dict[str, np.ndarray]:
     """Fit baseline ``name`` on ``inputs["train"]`` and return, for every other split, probabilities of
     shape (n, ``num_labels``) with columns in label-id order (a label absent from training scores 0).
 
     ``inputs`` are raw tables (``feature_columns`` picks the columns) for a column baseline, and texts (a
-    Series, or frames with a ``text`` column) for a text baseline.
+    Series, or frames with a ``text`` column) for a text baseline. ``class_weight`` is scikit-learn's
+    (``"balanced"`` or label id → weight), as :func:`class_weight_for` derives it from the recipe.
     """
     estimator_spec = BASELINES[name]
     labels = np.asarray(train_labels)
@@ -210,7 +223,7 @@ def baseline_probabilities(
             split: (value["text"] if isinstance(value, pd.DataFrame) else value).astype(str).tolist()
             for split, value in inputs.items()
         }
-        estimator = estimator_spec.build([], [])
+        estimator = estimator_spec.build([], [], class_weight)
         estimator.fit(texts["train"], labels)
         scored = {
             split: estimator.predict_proba(values) for split, values in texts.items() if split != "train"
@@ -218,7 +231,7 @@ def baseline_probabilities(
     else:
         columns = list(dict.fromkeys(feature_columns))
         categorical, numeric = _split_columns(inputs["train"][columns])
-        estimator = estimator_spec.build(categorical, numeric)
+        estimator = estimator_spec.build(categorical, numeric, class_weight)
         estimator.fit(_feature_frame(inputs["train"], columns, categorical), labels)
         scored = {
             split: estimator.predict_proba(_feature_frame(table, columns, categorical))
@@ -240,11 +253,12 @@ def fit_baseline(
     train_labels: Sequence[int],
     positive_id: int,
     feature_columns: Sequence[str],
+    class_weight: Any = None,
 ) -> dict[str, np.ndarray]:
     """Fit baseline ``name`` on ``tables["train"]`` and return P(positive) for every other split, shape
     (n,) each, in the tables' row order."""
     num_labels = max(int(np.max(train_labels)), positive_id) + 1
-    scored = baseline_probabilities(name, tables, train_labels, num_labels, feature_columns)
+    scored = baseline_probabilities(name, tables, train_labels, num_labels, feature_columns, class_weight)
     return {split: probabilities[:, positive_id] for split, probabilities in scored.items()}
 
 
@@ -296,14 +310,26 @@ def prepared_probabilities(name: str, config: Any, data: Any) -> dict[str, np.nd
     from :func:`baselines_for`, so that is a bug, not a user error."""
     labels = data.frames["train"]["label"].tolist()
     num_labels = len(data.label_names)
+    weights = class_weight_for(config.class_weights, data.label_names)
     if BASELINES[name].reads == "text":
-        return baseline_probabilities(name, data.frames, labels, num_labels)
+        return baseline_probabilities(name, data.frames, labels, num_labels, class_weight=weights)
     features, reason = baseline_features(config)
     if reason is None and not data.tables:
         reason = "the raw columns of the training rows are not available"
     if reason is not None:
         raise ValueError(f"baseline {name}: {reason}")
-    return baseline_probabilities(name, data.tables, labels, num_labels, features)
+    return baseline_probabilities(name, data.tables, labels, num_labels, features, weights)
+
+
+def class_weight_for(class_weights: Any, label_names: Sequence[str]) -> Any:
+    """The recipe's ``data.class_weights`` for scikit-learn: the baselines weigh the classes as the adapter's
+    loss does (``balanced``: n / (k · count); a mapping by label name → by label id), so a comparison on
+    uneven classes is not won by the weighting."""
+    if class_weights in (None, "none"):
+        return None
+    if class_weights == "balanced":
+        return "balanced"
+    return {index: float(class_weights.get(name, 1.0)) for index, name in enumerate(label_names)}
 
 
 def run_baseline(
@@ -330,7 +356,8 @@ def run_baseline(
         return Baseline(name, skipped=reason)
     positive = data.label_names.index(data.positive_label)
     tables = {**data.tables, **(extra or {})}
-    scores = fit_baseline(name, tables, data.frames["train"]["label"].tolist(), positive, features)
+    weights = class_weight_for(recipe.data.class_weights, data.label_names)
+    scores = fit_baseline(name, tables, data.frames["train"]["label"].tolist(), positive, features, weights)
     validation = data.frames["validation"]["label"].to_numpy() == positive
     cost = metric_kwargs(recipe, data.label_names)["cost_matrix"]
     threshold = choose_threshold(recipe.eval.threshold, scores["validation"], validation, cost, positive)

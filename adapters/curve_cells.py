@@ -27,6 +27,10 @@ CELL_VERSION = 1  # bump when a cell's contents change meaning: every cached cel
 FULL_FINETUNE = "full_finetune"
 ADAPTER_KEEP = ("predictions.csv", "validation.csv", "metrics.json", "recipe.yaml", "cell.json")
 TRAINED = ("adapter", FULL_FINETUNE)  # systems that train the recipe's base model (the rest: baselines)
+BASELINE_VERSION = 2  # 2: baselines weigh classes as data.class_weights says (the adapter's loss does)
+# Recipe settings added after cells were first cached: left out of a cell's hash while unset (None), so
+# adding a setting does not recompute every finished curve.
+ADDED_SINCE_V1 = (("training", "min_steps"),)
 VARIANT = "variant-"  # + a name: the adapter with recipe overrides (an experiment), on the same draws
 STACK_WEIGHTS = np.round(np.linspace(0, 1, 21), 2)  # adapter's weight in the blend: 0, 0.05, …, 1
 
@@ -159,9 +163,14 @@ class CellMaker:
         for key in ("name", "description", "card"):
             raw.pop(key, None)
         raw["training"].pop("output_dir", None)
+        for section, key in ADDED_SINCE_V1:  # at their default: the same cell as before they existed
+            if raw.get(section, {}).get(key, 0) is None:
+                raw[section].pop(key)
+        payload = {"v": CELL_VERSION, "system": system, "recipe": raw, "data": self.fingerprint}
         if not is_trained(system):
-            raw = {key: raw[key] for key in ("task", "data", "eval")}
-        return _hash({"v": CELL_VERSION, "system": system, "recipe": raw, "data": self.fingerprint})
+            payload["recipe"] = {key: raw[key] for key in ("task", "data", "eval")}
+            payload["baseline_version"] = BASELINE_VERSION
+        return _hash(payload)
 
     def score(self, probabilities: np.ndarray, split: str, threshold: float, names: Any = None) -> dict:
         from adapters.metrics import compute_metrics

@@ -129,7 +129,8 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
     and what the paired differences support there."""
     metric = METRIC_NAMES.get(context["primary"], context["primary"])
     fractions = sorted(summary["fraction"].unique())
-    full, small = fractions[-1], (0.1 if any(np.isclose(fractions, 0.1)) else fractions[0])
+    full = fractions[-1]
+    small = 0.1 if any(np.isclose(fractions, 0.1)) and full > 0.1 else fractions[0]
     if len(fractions) < 2:
         return [f"Only one fraction ({full:g}) was run, so there is no curve to read."]
     reference = "full-data" if np.isclose(full, 1.0) else f"{_share(full)}-of-labels"

@@ -202,6 +202,9 @@ class TrainingConfig(_Section):
 
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, ge=1)
+    # Small training sets: at least this many optimizer steps (more epochs), so 60 rows get as many updates
+    # as the adapter needs, not the 24 steps of 6 epochs; evaluate every N steps then (eval_every).
+    min_steps: int | None = Field(None, ge=1)
     per_device_batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)

@@ -372,7 +372,7 @@ def run_training(
     # Set-up: steps first (AdaLoRA's schedule needs them), then model, then data.
     per_step = cfg.per_device_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(data.frames["train"]) / per_step))
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch), cfg.min_steps or 0)
     check_topology(recipe, accelerator.distributed_type)
     if cfg.privacy is not None:  # refused settings and a missing Opacus are reported before loading
         from adapters.privacy import check_private_training, make_private

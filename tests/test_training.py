@@ -63,7 +63,7 @@ def test_learns_and_keeps_best_adapter(recipe_for) -> None:
     assert set(outcome.metrics["test"]) >= {"roc_auc", "accuracy", "f1", "log_loss", "expected_cost", "loss"}
     assert outcome.test_probabilities.shape == (24, 2)
     seconds = [record["seconds"] for record in outcome.history]
-    assert seconds == sorted(seconds) and 0 < seconds[-1] <= outcome.seconds
+    assert seconds == sorted(seconds) and 0 < seconds[-1] <= outcome.seconds + 1e-3  # rounded to ms
     cost = outcome.cost  # tokens and FLOPs of the steps taken: 72 rows x 4 epochs, three-word texts
     assert cost["train_tokens"] == 4 * 72 * 5  # [CLS] + 3 words + [SEP], one token each, no padding
     assert cost["padding_fraction"] == 0.0 and cost["train_tokens_computed"] == cost["train_tokens"]
@@ -81,6 +81,15 @@ def test_early_stopping_stops(recipe_for) -> None:
     )
     assert len(outcome.history) == 3
     assert outcome.steps == 3
+
+
+def test_min_steps_gives_a_small_training_set_more_epochs(recipe_for) -> None:
+    # 40 rows: 24 train, 3 steps per epoch of 8; one epoch would be 3 steps, min_steps makes it 8
+    outcome = _train(recipe_for(training={"epochs": 1, "min_steps": 8, "eval_every": 4}), rows=40)
+    assert outcome.steps == 8 and [record["step"] for record in outcome.history] == [4, 8]
+    assert outcome.history[-1]["epoch"] == pytest.approx(8 / 3, abs=1e-3)
+    capped = _train(recipe_for(training={"epochs": 1, "min_steps": 8, "max_steps": 3}), rows=40)
+    assert capped.steps == 3  # max_steps is exact and wins
 
 
 def test_class_weights() -> None:
