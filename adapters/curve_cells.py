@@ -146,6 +146,8 @@ class CellMaker:
         cached = _cached(directory, digest)
         if cached is None:
             (directory / "cell.json").unlink(missing_ok=True)
+        else:
+            cached["system"] = system  # a variant's cell may have been an adapter's (same recipe, same hash)
         return recipe, directory, digest, cached
 
     def write_scores(self, directory: Path, data: Any, scored: dict[str, np.ndarray]) -> None:
@@ -166,7 +168,11 @@ class CellMaker:
         for section, key in ADDED_SINCE_V1:  # at their default: the same cell as before they existed
             if raw.get(section, {}).get(key, 0) is None:
                 raw[section].pop(key)
-        payload = {"v": CELL_VERSION, "system": system, "recipe": raw, "data": self.fingerprint}
+        # A variant is the adapter trained from another recipe: a variant whose recipe is the adapter's is
+        # the same cell (so a finished curve's adapter cells serve as a variant's, e.g. the recipe before
+        # a change).
+        kind = "adapter" if system.startswith(VARIANT) else system
+        payload = {"v": CELL_VERSION, "system": kind, "recipe": raw, "data": self.fingerprint}
         if not is_trained(system):
             payload["recipe"] = {key: raw[key] for key in ("task", "data", "eval")}
             payload["baseline_version"] = BASELINE_VERSION

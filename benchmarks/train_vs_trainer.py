@@ -8,7 +8,8 @@ docs: ``AutoModelForSequenceClassification`` + ``get_peft_model(LoraConfig(task_
 ``Dataset.map`` tokenization with truncation, ``DataCollatorWithPadding`` and ``transformers.Trainer``
 (evaluation every epoch, no checkpoints, no loggers). Both get the same rendered texts and splits (the
 library prepares them once; the trainer reads them from files), the same base model and model config
-(``model.config_kwargs``; with ``--plain-config`` the trainer does without them), LoRA settings,
+(by default the trainer loads the base model's own config, as PEFT's docs do; ``--same-config`` gives it
+the recipe's ``model.config_kwargs`` too), LoRA settings,
 learning rate, schedule, warm-up, weight decay, gradient clipping, batch size, epochs and seed, taken
 from the resolved recipe plus any overrides. The recipe's own loggers and energy meter are switched
 off (``training.log_with=[]``, ``training.track_energy=false``) as the Trainer gets ``report_to=[]``;
@@ -106,7 +107,7 @@ def write_spec(args: argparse.Namespace, overrides: list[str], scratch: Path) ->
         "rows": {name: len(frame) for name, frame in prepared.frames.items()},
         "model_path": resolve_base_model(recipe.model.name_or_path)[0],
         "model_name": recipe.model.name_or_path,
-        "config_kwargs": {} if args.plain_config else dict(recipe.model.config_kwargs),
+        "config_kwargs": dict(recipe.model.config_kwargs) if args.same_config else {},
         "recipe_config_kwargs": dict(recipe.model.config_kwargs),
         "lora": recipe.method.peft_kwargs(),
         "max_length": recipe.data.max_length,
@@ -229,10 +230,10 @@ def main() -> None:
         "time the target more closely and cost both systems more evaluation",
     )
     parser.add_argument(
-        "--plain-config",
+        "--same-config",
         action="store_true",
-        help="the trainer loads the base model with its own config.json, without the recipe's "
-        "model.config_kwargs (e.g. attention dropout 0), as a user following PEFT's docs would",
+        help="the trainer also gets the recipe's model.config_kwargs (e.g. attention dropout 0); by "
+        "default it loads the base model's own config.json, as a user following PEFT's docs would",
     )
     parser.add_argument("--output", default=str(REPO / "benchmarks/results/train_vs_trainer.json"))
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)

@@ -188,6 +188,16 @@ def test_a_variant_trains_on_the_same_draws_and_is_compared_draw_by_draw(
     assert saved["method"]["r"] == 2 and saved["training"]["seed"] == 0
     report = (output / "curve.md").read_text(encoding="utf-8")
     assert "| adapter, variant rank2 | 1 |" in report
+    # A variant whose recipe is the adapter's is the same cell: the adapter's cells serve (e.g. the recipe
+    # before a change, compared with the changed one on finished draws).
+    for seed in (0, 1):
+        shutil.copytree(
+            output / "cells" / "adapter" / f"f1-s{seed}", output / "cells" / "variant-same" / f"f1-s{seed}"
+        )
+    assert main([*base, "--seeds", "2", "--variant", "same", "method.r=4"]) == 0
+    assert "(0 computed" in capsys.readouterr().out
+    systems = pd.read_csv(output / "curve.csv")["system"].value_counts()
+    assert systems["variant-same"] == systems["adapter"] == 2
     for bad in (
         ["--variant", "rank2"],
         ["--variant", "Bad-Name", "method.r=2"],
