@@ -45,6 +45,8 @@ SAME_FOOTING = {
     "training.log_with": [],
     "training.track_energy": False,
     "training.early_stopping_patience": None,
+    "training.min_steps": None,  # one epoch at every size: no step floor for the small one
+    "training.eval_every": 10**9,  # evaluate once, at the end: the epoch is what is timed
 }
 
 
