@@ -134,8 +134,9 @@ def cost_report(
         "mixed_precision": str(accelerator.mixed_precision),
     }
     if tokens is not None and tokens["computed"]:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        flops = estimate_training_flops(base, tokens, gradient_checkpointing)
+        from adapters.modeling import base_model_of
+
+        flops = estimate_training_flops(base_model_of(model), tokens, gradient_checkpointing)
         report.update(
             {
                 "train_tokens": tokens["real"],

