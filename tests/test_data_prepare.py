@@ -138,3 +138,51 @@ def test_tokenize_once_and_length_grouped_batches(tiny_model_dir: Path) -> None:
     evaluation = make_dataloader(tokenized["test"], tokenizer, 64, train=False)
     positions = sorted(int(i) for batch in evaluation for i in batch["row_index"])
     assert positions == list(range(200))
+
+
+def test_texts_follow_their_rows_across_render_chunks(frame: pd.DataFrame, monkeypatch) -> None:
+    """Texts are rendered a chunk at a time into Arrow and joined to the splits by position: every split's
+    text is still its own row's, and each row is rendered once."""
+    import adapters.data.prepare as prepare
+
+    monkeypatch.setattr(prepare, "RENDER_CHUNK_ROWS", 7)  # 80 rows: many chunks, the last one short
+    calls = []
+    original = prepare.format_row
+    monkeypatch.setattr(prepare, "format_row", lambda *args: calls.append(1) or original(*args))
+    data = prepare_data(
+        config(text_columns=None, template="{applicant}: {note}", id_column="applicant"), frame
+    )
+    assert len(calls) == len(frame)
+    notes = dict(zip(frame["applicant"], frame["note"], strict=True))
+    for split in data.frames.values():
+        assert str(split["text"].dtype) == "str"  # Arrow-backed, not Python objects
+        assert split["text"].tolist() == [f"{row}: {notes[row]}" for row in split["row_id"]]
+    dataset = data.to_datasets()["train"]
+    assert dataset["text"][:5] == data.frames["train"]["text"].head(5).tolist()
+
+
+def test_template_reading_the_label_renders_merged_classes_as_other() -> None:
+    """A template may read the label column; merged rare classes are rendered with their new name."""
+    frame = pd.DataFrame(
+        {"note": [f"n{i}" for i in range(60)], "kind": ["a"] * 26 + ["b"] * 26 + ["r1"] * 4 + ["r2"] * 4}
+    )
+    data = prepare_data(
+        DataConfig(template="{note} ({kind})", label_column="kind", min_class_count=5, rare_classes="other"),
+        frame,
+    )
+    texts = pd.concat([split["text"] for split in data.frames.values()]).tolist()
+    assert any(text.endswith("(other)") for text in texts)
+    assert not any("(r1)" in text or "(r2)" in text for text in texts)
+
+
+def test_data_fingerprint_is_unchanged_by_hashing_in_slices() -> None:
+    """Checkpoints written before hashing was sliced must still match their data (resume)."""
+    import hashlib
+
+    from adapters import checkpoint
+
+    frame = pd.DataFrame({"row_id": [str(i) for i in range(10_000)], "text": ["é t"] * 10_000, "label": 1})
+    digest = hashlib.sha256(b"train")
+    for column in ("row_id", "text", "label"):
+        digest.update("\x1f".join(map(str, frame[column].tolist())).encode("utf-8", "surrogatepass"))
+    assert checkpoint.data_fingerprint({"train": frame}) == digest.hexdigest()

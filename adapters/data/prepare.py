@@ -7,13 +7,16 @@ the curves of later issues compare like with like.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from adapters.data.labels import (
@@ -61,15 +64,21 @@ class PreparedData:
         return {name: index for index, name in enumerate(self.label_names)}
 
     def to_datasets(self):
-        """The splits as a ``datasets.DatasetDict`` (tokenized later, once)."""
-        import datasets
+        """The splits as a ``datasets.DatasetDict`` (tokenized later, once), sharing the frames' Arrow text.
 
-        return datasets.DatasetDict(
-            {
-                name: datasets.Dataset.from_pandas(frame, preserve_index=False)
-                for name, frame in self.frames.items()
-            }
-        )
+        Built from Arrow tables with a fresh fingerprint: ``Dataset.from_pandas`` would hash (pickle) each
+        table to name it, a transient copy of every text (+300 MB at 100,000 rows). The splits are in memory,
+        so the fingerprint names no cache file."""
+        import uuid
+
+        import datasets
+        from datasets.table import InMemoryTable
+
+        def dataset(frame: pd.DataFrame):
+            table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+            return datasets.Dataset(InMemoryTable(table), fingerprint=uuid.uuid4().hex)
+
+        return datasets.DatasetDict({name: dataset(frame) for name, frame in self.frames.items()})
 
 
 def resolve_data_config(config: DataConfig) -> DataConfig:
@@ -135,22 +144,19 @@ def format_row(templates: list[str], row: dict[str, Any], columns: Any, where: s
         ) from None
 
 
-def render_text(
-    frame: pd.DataFrame,
-    template: str | None = None,
-    text_columns: list[str] | None = None,
-    where: str = "data",
-) -> list[str]:
-    """Render each row as one text: a ``str.format`` template, or the text column(s).
+RENDER_CHUNK_ROWS = 4096  # rows turned into text at a time: the per-row dicts never exist all at once
 
-    One text column is used as is; several become "column: value." sentences, so tabular rows with no
-    template still read as text.
-    """
+
+def _texts(
+    frame: pd.DataFrame, template: str | None, text_columns: list[str] | None, where: str
+) -> Iterator[str]:
+    """Each row's text, in order, rendered a chunk at a time (see :func:`render_text`)."""
     if template:
-        return [
-            format_row([template], row, frame.columns, f"{where}, row {position + 1}")[0]
-            for position, row in enumerate(frame.to_dict("records"))
-        ]
+        for start in range(0, len(frame), RENDER_CHUNK_ROWS):
+            rows = frame.iloc[start : start + RENDER_CHUNK_ROWS].to_dict("records")
+            for position, row in enumerate(rows, start):
+                yield format_row([template], row, frame.columns, f"{where}, row {position + 1}")[0]
+        return
     columns = text_columns or []
     if not columns:
         raise AdaptersUserError(
@@ -164,30 +170,57 @@ def render_text(
             where=where,
         )
     if len(columns) == 1:
-        return [str(cell(value)) if cell(value) != "unknown" else "" for value in frame[columns[0]]]
-    return [
-        " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))
-        for values in frame[columns].itertuples(index=False)
-    ]
+        yield from (str(cell(value)) if cell(value) != "unknown" else "" for value in frame[columns[0]])
+        return
+    for values in frame[columns].itertuples(index=False):
+        yield " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))
 
 
-def _empty_texts(frame: pd.DataFrame, config: DataConfig, where: str) -> np.ndarray:
-    """Rows whose rendered text is empty or whitespace only (a missing single text column renders as "").
+def render_text(
+    frame: pd.DataFrame,
+    template: str | None = None,
+    text_columns: list[str] | None = None,
+    where: str = "data",
+) -> list[str]:
+    """Render each row as one text: a ``str.format`` template, or the text column(s).
 
-    ``empty_text: error`` refuses the first one by its row. A frame that does not render is left whole:
-    labelling reports why, in its usual order (label column first).
+    One text column is used as is; several become "column: value." sentences, so tabular rows with no
+    template still read as text.
+    """
+    return list(_texts(frame, template, text_columns, where))
+
+
+def _text_column(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[pd.Series, np.ndarray]:
+    """The rendered texts as one Arrow-backed string column, and which of them are blank.
+
+    Rendered a chunk of Python strings at a time, never the whole file's: 100,000 rendered rows are ~80 MB
+    of text as Arrow, several times that as Python objects."""
+    texts = _texts(frame, config.template, config.text_columns, where)
+    chunks, blank = [], []
+    while chunk := list(itertools.islice(texts, RENDER_CHUNK_ROWS)):
+        chunks.append(pa.array(chunk, type=pa.large_string()))
+        blank.extend(not text.strip() for text in chunk)
+    column = pa.chunked_array(chunks, type=pa.large_string()).to_pandas()
+    return pd.Series(column.array, index=frame.index, name="text", copy=False), np.array(blank, dtype=bool)
+
+
+def _empty_texts(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[np.ndarray, pd.Series | None]:
+    """Rows whose rendered text is empty or whitespace only (a missing single text column renders as ""),
+    and the rendered texts, kept so that each row is rendered once.
+
+    ``empty_text: error`` refuses the first one by its row. A frame that does not render is left whole
+    (no texts): labelling reports why, in its usual order (label column first).
     """
     try:
-        texts = render_text(frame, config.template, config.text_columns, where=where)
+        texts, empty = _text_column(frame, config, where)
     except AdaptersUserError:
-        return np.zeros(len(frame), dtype=bool)
-    empty = np.fromiter((not text.strip() for text in texts), dtype=bool, count=len(texts))
+        return np.zeros(len(frame), dtype=bool), None
     if config.empty_text == "error" and empty.any():
         column = f", column {config.text_columns[0]!r}" if len(config.text_columns or []) == 1 else ""
         raise AdaptersUserError(
             "text is empty (data.empty_text: error)", where=f"{where}, row {int(empty.argmax()) + 1}{column}"
         )
-    return empty
+    return empty, texts
 
 
 def _stratified_split(
@@ -228,10 +261,12 @@ def to_examples(
     where: str,
     offset: int = 0,
     task: str = "classification",
+    texts: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Rows → ``row_id``, ``text``, ``label`` (and ``split`` if configured); errors name the row.
 
     ``label`` is a label id (classification), a multi-hot vector (multi_label) or a number (regression).
+    ``texts``: the rows already rendered (by ``prepare_data``), else they are rendered here.
     """
     if config.label_column is None:
         raise AdaptersUserError("data.label_column is required for this source", where="data.label_column")
@@ -255,7 +290,7 @@ def to_examples(
     return pd.DataFrame(
         {
             "row_id": row_ids,
-            "text": render_text(frame, config.template, config.text_columns, where=where),
+            "text": (_text_column(frame, config, where)[0] if texts is None else texts).array,
             "label": targets(frame, config, label_names, where, task),
             **(
                 {"split": frame[config.split_column].astype(str).str.lower().tolist()}
@@ -273,7 +308,10 @@ def prepare_data(
     where = "DataFrame" if source is not None else config.source
     raw = read_source(source if source is not None else config.source, config.format)
     places = {name: f"{where} [{name}]" if name != "all" else where for name in raw}
-    empty = {name: _empty_texts(frame, config, places[name]) for name, frame in raw.items()}
+    checked = {name: _empty_texts(frame, config, places[name]) for name, frame in raw.items()}
+    empty = {name: mask for name, (mask, _) in checked.items()}
+    # Texts are rendered once, before relabelling; a template that reads the label column renders again.
+    reusable = config.label_column not in _rendered_columns(config)
     plan = plan_rows(raw, empty, config, where, task)  # empty texts and rare classes: dropped or merged
     label_names = config.label_names
     if label_names is None:
@@ -295,13 +333,21 @@ def prepare_data(
 
     offset = 0
     rendered: dict[str, pd.DataFrame] = {}
+    texts: list[pd.Series] = []  # every raw row's text, in reading order; joined to the splits at the end
     for name, frame in raw.items():
         labelled = plan.labelled(name, frame, config.label_column, placeholder_label(task, label_names))
-        rendered[name] = to_examples(labelled, config, label_names, places[name], offset, task)
-        # Each rendered row remembers its raw row through the splits, so ``tables`` can follow it.
-        rendered[name][_POSITION] = range(offset, offset + len(frame))
-        rendered[name] = rendered[name][plan.keep[name]]
+        _, rendered_texts = checked.pop(name)
+        examples = to_examples(
+            labelled, config, label_names, places[name], offset, task, rendered_texts if reusable else None
+        )
+        texts.append(examples.pop("text"))
+        del rendered_texts
+        # Each row remembers its raw row through the splits, so its text and ``tables`` can follow it.
+        examples[_POSITION] = range(offset, offset + len(frame))
+        rendered[name] = examples[plan.keep[name]]
         offset += len(frame)
+    all_texts = texts[0] if len(texts) == 1 else pd.concat(texts, ignore_index=True)
+    del texts
     source_rows = offset
 
     if config.split_column:
@@ -339,6 +385,9 @@ def prepare_data(
         )
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
     tables = _source_tables(raw, frames)
+    for frame in frames.values():  # the text is taken once per split (Arrow), after the splits are drawn
+        frame.insert(1, "text", all_texts.take(frame[_POSITION].to_numpy()).array)
+    del all_texts
     frames = {name: frame.drop(columns=_POSITION) for name, frame in frames.items()}
     for name, frame in frames.items():
         if frame.empty:
@@ -361,6 +410,13 @@ def prepare_data(
     if task != "classification":
         positive = None
     return PreparedData(frames, label_names, positive, source_rows, info, tables)
+
+
+def _rendered_columns(config: DataConfig) -> list[str]:
+    """The columns a row's text is made from."""
+    from adapters.data.template import template_columns
+
+    return template_columns(config.template) if config.template else list(config.text_columns or [])
 
 
 def _source_tables(raw: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
