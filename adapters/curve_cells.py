@@ -165,6 +165,9 @@ class CellMaker:
         for key in ("name", "description", "card"):
             raw.pop(key, None)
         raw["training"].pop("output_dir", None)
+        # Threads change the speed, not the cell: a curve resumed on another machine (or with
+        # training.num_threads=1 beside another job) reuses what is done.
+        raw["training"]["num_threads"] = None
         for section, key in ADDED_SINCE_V1:  # at their default: the same cell as before they existed
             if raw.get(section, {}).get(key, 0) is None:
                 raw[section].pop(key)

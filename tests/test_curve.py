@@ -142,6 +142,8 @@ def test_cli_runs_from_the_cache_and_refuses_bad_settings_in_one_line(
     grid_args = ["--fractions", "0.1,1", "--seeds", "0,1", "--draws-small", "2", "--baselines", "--stack"]
     code = main([*base, *grid_args])
     assert code == 0 and "0 computed" in capsys.readouterr().out
+    threads = ["curve", str(grid["file"]), "training.num_threads=1", *base[2:]]  # speed, not the cell
+    assert main([*threads, *grid_args]) == 0 and "0 computed" in capsys.readouterr().out
     for bad in (["--fractions", "0,1"], ["--fractions", "1.5"], ["--fractions", "a"], ["--draws-small", "0"]):
         assert main([*base, *bad]) == 2
         error = capsys.readouterr().err.strip()
