@@ -111,7 +111,7 @@ def _without(parts: Sequence[str], index: int, trailing: str) -> str:
 
 def _template_pieces(frame: pd.DataFrame, template: str) -> list[Pieces]:
     """Each template sentence rendered once per row; a variant is the row without one of them."""
-    from adapters.data.prepare import format_row
+    from adapters.data.render import format_row
     from adapters.data.template import split_template
 
     sentences = split_template(template)

@@ -143,12 +143,12 @@ def test_tokenize_once_and_length_grouped_batches(tiny_model_dir: Path) -> None:
 def test_texts_follow_their_rows_across_render_chunks(frame: pd.DataFrame, monkeypatch) -> None:
     """Texts are rendered a chunk at a time into Arrow and joined to the splits by position: every split's
     text is still its own row's, and each row is rendered once."""
-    import adapters.data.prepare as prepare
+    from adapters.data import render
 
-    monkeypatch.setattr(prepare, "RENDER_CHUNK_ROWS", 7)  # 80 rows: many chunks, the last one short
+    monkeypatch.setattr(render, "RENDER_CHUNK_ROWS", 7)  # 80 rows: many chunks, the last one short
     calls = []
-    original = prepare.format_row
-    monkeypatch.setattr(prepare, "format_row", lambda *args: calls.append(1) or original(*args))
+    original = render.format_row
+    monkeypatch.setattr(render, "format_row", lambda *args: calls.append(1) or original(*args))
     data = prepare_data(
         config(text_columns=None, template="{applicant}: {note}", id_column="applicant"), frame
     )

@@ -7,10 +7,8 @@ the curves of later issues compare like with like.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +18,6 @@ import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from adapters.data.labels import (
-    cell,
     check_other_task,
     check_train_labels,
     infer_label_names,
@@ -30,6 +27,7 @@ from adapters.data.labels import (
     targets,
 )
 from adapters.data.readers import SPLIT_ALIASES, read_source
+from adapters.data.render import format_row, render_text, text_column
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
@@ -126,84 +124,6 @@ def _without_excluded(config: DataConfig) -> DataConfig:
     return config.model_copy(update={"text_columns": columns or config.text_columns})
 
 
-def format_row(templates: list[str], row: dict[str, Any], columns: Any, where: str) -> list[str]:
-    """Each of ``templates`` (a template, or its sentences) filled with one row's cells; a missing column
-    or a bad format string is a one-line user error naming the row."""
-    values = {key: cell(value) for key, value in row.items()}
-    try:
-        return [template.format_map(values) for template in templates]
-    except KeyError as exc:
-        raise AdaptersUserError(
-            f"data.template uses column {exc.args[0]!r}, which is not in the data "
-            f"(columns: {', '.join(map(str, columns))})",
-            where=where,
-        ) from None
-    except (ValueError, IndexError) as exc:
-        raise AdaptersUserError(
-            f"data.template is not a valid format string ({exc})", where="data.template"
-        ) from None
-
-
-RENDER_CHUNK_ROWS = 4096  # rows turned into text at a time: the per-row dicts never exist all at once
-
-
-def _texts(
-    frame: pd.DataFrame, template: str | None, text_columns: list[str] | None, where: str
-) -> Iterator[str]:
-    """Each row's text, in order, rendered a chunk at a time (see :func:`render_text`)."""
-    if template:
-        for start in range(0, len(frame), RENDER_CHUNK_ROWS):
-            rows = frame.iloc[start : start + RENDER_CHUNK_ROWS].to_dict("records")
-            for position, row in enumerate(rows, start):
-                yield format_row([template], row, frame.columns, f"{where}, row {position + 1}")[0]
-        return
-    columns = text_columns or []
-    if not columns:
-        raise AdaptersUserError(
-            "set data.text_columns or data.template to say how a row becomes text", where="data"
-        )
-    missing = [name for name in columns if name not in frame.columns]
-    if missing:
-        raise AdaptersUserError(
-            f"text column(s) {', '.join(map(repr, missing))} not found; columns: "
-            f"{', '.join(map(str, frame.columns))}",
-            where=where,
-        )
-    if len(columns) == 1:
-        yield from (str(cell(value)) if cell(value) != "unknown" else "" for value in frame[columns[0]])
-        return
-    for values in frame[columns].itertuples(index=False):
-        yield " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))
-
-
-def render_text(
-    frame: pd.DataFrame,
-    template: str | None = None,
-    text_columns: list[str] | None = None,
-    where: str = "data",
-) -> list[str]:
-    """Render each row as one text: a ``str.format`` template, or the text column(s).
-
-    One text column is used as is; several become "column: value." sentences, so tabular rows with no
-    template still read as text.
-    """
-    return list(_texts(frame, template, text_columns, where))
-
-
-def _text_column(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[pd.Series, np.ndarray]:
-    """The rendered texts as one Arrow-backed string column, and which of them are blank.
-
-    Rendered a chunk of Python strings at a time, never the whole file's: 100,000 rendered rows are ~80 MB
-    of text as Arrow, several times that as Python objects."""
-    texts = _texts(frame, config.template, config.text_columns, where)
-    chunks, blank = [], []
-    while chunk := list(itertools.islice(texts, RENDER_CHUNK_ROWS)):
-        chunks.append(pa.array(chunk, type=pa.large_string()))
-        blank.extend(not text.strip() for text in chunk)
-    column = pa.chunked_array(chunks, type=pa.large_string()).to_pandas()
-    return pd.Series(column.array, index=frame.index, name="text", copy=False), np.array(blank, dtype=bool)
-
-
 def _empty_texts(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[np.ndarray, pd.Series | None]:
     """Rows whose rendered text is empty or whitespace only (a missing single text column renders as ""),
     and the rendered texts, kept so that each row is rendered once.
@@ -212,7 +132,7 @@ def _empty_texts(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[n
     (no texts): labelling reports why, in its usual order (label column first).
     """
     try:
-        texts, empty = _text_column(frame, config, where)
+        texts, empty = text_column(frame, config, where)
     except AdaptersUserError:
         return np.zeros(len(frame), dtype=bool), None
     if config.empty_text == "error" and empty.any():
@@ -290,7 +210,7 @@ def to_examples(
     return pd.DataFrame(
         {
             "row_id": row_ids,
-            "text": (_text_column(frame, config, where)[0] if texts is None else texts).array,
+            "text": (text_column(frame, config, where)[0] if texts is None else texts).array,
             "label": targets(frame, config, label_names, where, task),
             **(
                 {"split": frame[config.split_column].astype(str).str.lower().tolist()}
