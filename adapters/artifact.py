@@ -22,6 +22,7 @@ import pandas as pd
 from adapters.errors import AdaptersUserError
 from adapters.heads import class_logits, target_scale, to_scores, verbalizer_of, with_question
 from adapters.recipe import ModelConfig, Recipe, load_recipe
+from adapters.sharded import save_adapter
 
 __all__ = [
     "Classifier",
@@ -286,11 +287,7 @@ def write_artifact(
     from adapters.plots import write_run_plots
 
     model, tokenizer = outcome.built.model, outcome.built.tokenizer
-    # save_embedding_layers=False: "auto" asks the Hub whether the base's vocabulary changed (we never
-    # resize it), which is a network call at save time.
-    model.save_pretrained(
-        staging, safe_serialization=True, state_dict=outcome.full_state, save_embedding_layers=False
-    )
+    save_adapter(model, staging, outcome.full_state)  # full_state: gathered from FSDP/DeepSpeed shards
     tokenizer.save_pretrained(staging)
     model.get_base_model().config.save_pretrained(staging)  # labels, problem type, decision threshold
     (staging / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
