@@ -49,6 +49,7 @@ def run(recipe: str, overrides: list[str], workdir: Path | None = None) -> dict[
         "cost": cost,
         "adapter_bytes": size,
         "steps": result.summary["steps"],
+        "best_step": result.summary["best_step"],
         "seconds_per_step": cost["train_seconds"] / max(1, result.summary["steps"]),
         "seconds_per_epoch": cost["train_seconds"] / max(1e-9, epochs_run),
     }

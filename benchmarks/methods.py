@@ -84,6 +84,8 @@ def worker(jobs: list[tuple[str, int]], args: argparse.Namespace, path) -> None:
                 "trainable_percent": record["cost"]["trainable_percent"],
                 "adapter_bytes": record["adapter_bytes"],
                 "seconds_per_epoch": record["seconds_per_epoch"],
+                "steps": record["steps"],  # early stopping: a run that ends early shows here
+                "best_step": record["best_step"],
                 "device": record["cost"]["device"],
                 "machine": machine().get("gpu") or machine().get("cpu"),
             }
@@ -119,6 +121,7 @@ def summarise(path, args: argparse.Namespace) -> None:
                 "seconds_per_epoch": statistics.mean(row["seconds_per_epoch"] for row in done),
                 "roc_auc_mean": statistics.mean(aucs),
                 "roc_auc_sd": statistics.stdev(aucs) if len(aucs) > 1 else 0.0,
+                "roc_auc_by_seed": [row["test_roc_auc"] for row in sorted(done, key=lambda row: row["seed"])],
                 "device": "+".join(sorted({row.get("machine") or row["device"] for row in done})),
             }
         )
@@ -131,17 +134,18 @@ def summarise(path, args: argparse.Namespace) -> None:
     (path.parent / "methods.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     lines = [
         "| method | trainable params | % of base | adapter on disk (MB) | s / epoch "
-        "| test ROC-AUC (mean ± sd) | measured on |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| test ROC-AUC (mean ± sd) | by seed | measured on |",
+        "|---|---:|---:|---:|---:|---|---|---|",
     ]
     for row in sorted(table, key=lambda row: -row.get("roc_auc_mean", -1)):
         if "error" in row:
-            lines.append(f"| {row['method']} | — | — | — | — | failed: {row['error']} | |")
+            lines.append(f"| {row['method']} | — | — | — | — | failed: {row['error']} | | |")
         else:
             lines.append(
                 f"| {row['method']} | {row['trainable_params']:,} | {row['trainable_percent']:.2f} | "
                 f"{row['adapter_mb']:.2f} | {row['seconds_per_epoch']:.1f} | "
-                f"{row['roc_auc_mean']:.3f} ± {row['roc_auc_sd']:.3f} (n={row['runs']}) | {row['device']} |"
+                f"{row['roc_auc_mean']:.3f} ± {row['roc_auc_sd']:.3f} (n={row['runs']}) | "
+                f"{' / '.join(f'{auc:.3f}' for auc in row['roc_auc_by_seed'])} | {row['device']} |"
             )
     (path.parent / "methods.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
