@@ -9,7 +9,7 @@ MINILM=${1:-.gpu/minilm}
 OUT=${OUT:-/tmp/gpu-check}
 LOGS=/tmp/gpu-check-logs
 BUDGET=${BUDGET:-440}   # seconds for the whole script; the methods benchmark gets what is left
-STEPS=${STEPS:-"bf16 quantization 8bit-gc 4bit-gc fsdp deepspeed decoder-build qlora-decoder methods"}
+STEPS=${STEPS:-"bf16 quantization 8bit-gc 4bit-gc fsdp deepspeed decoder-build qlora-decoder mfu methods"}
 RESULTS=${RESULTS:-$OUT/methods.jsonl}
 mkdir -p "$OUT" "$LOGS"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_HOME=/tmp/hf TOKENIZERS_PARALLELISM=false
@@ -61,6 +61,8 @@ step deepspeed 150 accelerate launch --config_file recipes/accelerate/deepspeed-
 step decoder-build 120 python3 scripts/make_random_decoder.py /tmp/llama
 step qlora-decoder 180 python3 -m adapters train german-credit/qlora-decoder model.name_or_path=/tmp/llama training.epochs=1 --output /tmp/r/qlora --no-progress && summary qlora-decoder /tmp/r/qlora
 cp /tmp/r/qlora/metrics.json "$OUT/qlora-decoder-metrics.json" 2>/dev/null
+step mfu 120 python3 benchmarks/machine_peak.py --threads 4 --output "$OUT/machine_peak.json"  # issue 10: bf16 MFU
+[ -f "$LOGS/mfu.log" ] && grep -E "GFLOP|utilisation" "$LOGS/mfu.log"
 LEFT=$(( BUDGET - SECONDS - 15 ))
 [ $LEFT -gt 30 ] && OMP_NUM_THREADS=${THREADS:-2} step methods $LEFT python3 benchmarks/methods.py --model "$MINILM" --workers "${WORKERS:-8}" --results "$RESULTS"
 if [ -f "$RESULTS" ]; then
