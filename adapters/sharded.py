@@ -18,9 +18,8 @@ FSDP_SEGMENT = "_fsdp_wrapped_module."
 __all__ = ["FSDP_SEGMENT", "save_adapter"]
 
 
-def _keyed_like_modules(model: Any, state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with each key's module path replaced by the model's own (FSDP-wrapped) module name."""
-    wrapped_names = {name.replace(FSDP_SEGMENT, ""): name for name, _ in model.named_modules()}
+def _keyed_like_modules(state: dict[str, Any], wrapped_names: dict[str, str]) -> dict[str, Any]:
+    """``state`` with each key's module path replaced by its FSDP-wrapped name, where it has one."""
     keyed = {}
     for key, value in state.items():
         module, _, leaf = key.rpartition(".")
@@ -42,8 +41,12 @@ def _clean_saved_keys(adapter_file: Path) -> None:
 
 def save_adapter(model: Any, directory: Path, full_state: dict[str, Any] | None) -> None:
     """``model.save_pretrained`` in safetensors; ``full_state``: the gathered weights of a sharded run."""
-    wrapped = full_state is not None and any(FSDP_SEGMENT in name for name, _ in model.named_modules())
-    state = _keyed_like_modules(model, full_state) if wrapped else full_state
+    # clean module name -> the model's own, for the modules inside FSDP units (none when unsharded)
+    wrapped_names = {
+        name.replace(FSDP_SEGMENT, ""): name for name, _ in model.named_modules() if FSDP_SEGMENT in name
+    }
+    wrapped = full_state is not None and bool(wrapped_names)
+    state = _keyed_like_modules(full_state, wrapped_names) if wrapped else full_state
     # save_embedding_layers=False: "auto" asks the Hub whether the base's vocabulary changed (we never
     # resize it), which is a network call at save time.
     model.save_pretrained(directory, safe_serialization=True, state_dict=state, save_embedding_layers=False)

@@ -132,9 +132,9 @@ def main() -> None:
         "fp32_minilm_qkv": gemm_rate(tokens, 384, 384, torch.float32, "cpu"),
         "fp32_minilm_ffn": gemm_rate(tokens, 384, 1536, torch.float32, "cpu"),
     }
-    if torch.cuda.is_available():
-        peaks["bf16_cuda_square_8192"] = gemm_rate(8192, 8192, 8192, torch.bfloat16, "cuda")
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        peaks["bf16_cuda_square_8192"] = gemm_rate(8192, 8192, 8192, torch.bfloat16, "cuda")
     # CPU: against the fp32 peak; GPU: bf16 training against the bf16 GEMM peak (MFU)
     peak = (
         peaks["bf16_cuda_square_8192"]
