@@ -26,6 +26,7 @@ from adapters.data.labels import (
     plan_rows,
     targets,
 )
+from adapters.data.memory import release_freed_memory
 from adapters.data.readers import SPLIT_ALIASES, read_source
 from adapters.data.render import format_row, render_text, text_column
 from adapters.errors import AdaptersUserError
@@ -309,6 +310,7 @@ def prepare_data(
         frame.insert(1, "text", all_texts.take(frame[_POSITION].to_numpy()).array)
     del all_texts
     frames = {name: frame.drop(columns=_POSITION) for name, frame in frames.items()}
+    release_freed_memory()  # the raw rows' rendering and copies: freed, but kept by the allocators
     for name, frame in frames.items():
         if frame.empty:
             raise AdaptersUserError(f"the {name} split is empty", where=where)

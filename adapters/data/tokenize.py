@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from adapters.data.memory import release_freed_memory
 from adapters.hub import quiet_loading
 
 __all__ = ["tokenize_splits", "make_dataloader", "align_word_tags", "EpochSeededLengthGroupedSampler"]
@@ -85,7 +86,9 @@ def tokenize_splits(
 
     removed = ["text", "label"] if word_tags or responses else ["text"]
     with quiet_loading():  # seconds at most; the training bar (or --no-progress) speaks for the run
-        return splits.map(encode, batched=True, remove_columns=removed)
+        tokenized = splits.map(encode, batched=True, remove_columns=removed)
+    release_freed_memory()  # the tokenizer's Python lists, converted to Arrow and freed
+    return tokenized
 
 
 def _collator(tokenizer: Any, word_tags: bool = False):
