@@ -10,6 +10,7 @@ from accelerate import Accelerator
 __all__ = [
     "cost_report",
     "peak_rss_bytes",
+    "proc_status_bytes",
     "reset_peak_rss",
     "count_tokens",
     "total_tokens",
@@ -22,19 +23,30 @@ _STATUS = "/proc/self/status"
 _TOKEN_KEYS = ("real", "computed", "squared")
 
 
+def proc_status_bytes(*fields: str) -> dict[str, int]:
+    """Memory fields of Linux ``/proc/self/status`` (``VmRSS``, ``VmHWM``, ``RssAnon``, ...) in bytes; the
+    fields it lacks, and every field where there is no such file, are left out."""
+    found = {}
+    try:
+        with open(_STATUS, encoding="ascii") as status:
+            for line in status:
+                key, _, rest = line.partition(":")
+                if key in fields:
+                    found[key] = int(rest.split()[0]) * 1024  # the file gives kB
+    except OSError:
+        pass
+    return found
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident memory since :func:`reset_peak_rss` (Linux ``VmHWM``), else since start
     (``ru_maxrss``: Linux reports kilobytes, macOS bytes)."""
     import resource
     import sys
 
-    try:
-        with open(_STATUS, encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    status = proc_status_bytes("VmHWM")
+    if "VmHWM" in status:
+        return status["VmHWM"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

@@ -80,12 +80,10 @@ def tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
 
 def rss_bytes() -> dict[str, int]:
     """This process's resident memory now and at its peak (Linux /proc: VmRSS, VmHWM)."""
-    values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values["now" if key == "VmRSS" else "peak"] = int(rest.split()[0]) * 1024
-    return values
+    from adapters.cost import proc_status_bytes
+
+    status = proc_status_bytes("VmRSS", "VmHWM")
+    return {"now": status["VmRSS"], "peak": status["VmHWM"]}
 
 
 class ProcessPeak:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from adapters.cost import proc_status_bytes
 from adapters.data.memory import release_freed_memory
 
 
 def _anonymous_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no RssAnon in /proc/self/status")
+    return proc_status_bytes("RssAnon")["RssAnon"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")

@@ -2,9 +2,9 @@
 
 Rendering, splitting and tokenizing allocate and free hundreds of MB at 100,000 rows. The allocators keep
 what was freed for reuse: pyarrow's pool (mimalloc) kept 275 MB and glibc's arenas 40 MB after the
-data of a 100,000-row file was ready (``benchmarks/scaling.py``). Model weights, activations and
-optimizer state come from other allocators, so that memory would never be reused; it would only add to
-the run's peak. Releasing it between the data stages and training costs a few milliseconds.
+data of a 100,000-row file was ready (a probe of ``RssAnon``; docs/performance.md). Model weights,
+activations and optimizer state come from other allocators, so that memory would never be reused; it
+would only add to the run's peak. Releasing it between the data stages and training costs a few milliseconds.
 """
 
 from __future__ import annotations
