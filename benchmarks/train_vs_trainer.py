@@ -15,7 +15,8 @@ from the resolved recipe plus any overrides. The recipe's own loggers and energy
 off (``training.log_with=[]``, ``training.track_energy=false``) as the Trainer gets ``report_to=[]``;
 its early stopping stays (it is part of the recipe and only ends runs earlier).
 
-Runs alternate A/B/A/B (``--pairs``), each in a fresh process with ``--threads`` torch threads. Measured
+Runs alternate A/B/A/B (``--pairs``), each in a fresh process with ``--threads`` torch threads; pair k
+trains both systems with seed ``training.seed + k``. Measured
 per run: the wall seconds since training started (after model load and tokenization) at each evaluation,
 evaluation included; the validation ROC-AUC there; samples/s (training rows seen / those seconds); the
 padding fraction of the training batches (pad positions / all positions); the test ROC-AUC (ours: the
@@ -130,11 +131,26 @@ def write_spec(args: argparse.Namespace, overrides: list[str], scratch: Path) ->
     return spec
 
 
-def run_worker(system: str, scratch: Path, index: int, threads: int) -> dict[str, Any]:
+def pair_spec(spec: dict[str, Any], scratch: Path, pair: int) -> Path:
+    """The spec of pair ``pair``: both systems train with seed ``training.seed + pair``, so pairs are
+    other seeds (what the test ROC-AUC comparison needs), not repeats of one deterministic run."""
+    seed = spec["training"]["seed"] + pair
+    paired = {
+        **spec,
+        "overrides": [*spec["overrides"], f"training.seed={seed}"],
+        "training": {**spec["training"], "seed": seed},
+    }
+    path = scratch / f"spec-pair{pair}.json"
+    path.write_text(json.dumps(paired, indent=2))
+    return path
+
+
+def run_worker(system: str, spec_path: Path, index: int, threads: int) -> dict[str, Any]:
     """One run of ``system`` in a fresh process; its record, with the process's wall seconds."""
+    scratch = spec_path.parent
     out, log = scratch / f"run{index}-{system}.json", scratch / f"run{index}-{system}.log"
     env = worker_env(threads)
-    command = [sys.executable, __file__, "--worker", system, "--spec", str(scratch / "spec.json")]
+    command = [sys.executable, __file__, "--worker", system, "--spec", str(spec_path)]
     started = time.perf_counter()
     with log.open("w") as handle:
         done = subprocess.run([*command, "--out", str(out)], env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -265,11 +281,16 @@ def main() -> None:
             flush=True,
         )
         runs = []
+        partial = Path(args.output).with_suffix(".partial.json")  # what a cut-off benchmark leaves
         for pair in range(args.pairs):
+            spec_path = pair_spec(spec, scratch, pair)
             for system in SYSTEMS:
-                record = run_worker(system, scratch, len(runs), args.threads)
-                record["pair"] = pair
+                record = run_worker(system, spec_path, len(runs), args.threads)
+                record["pair"], record["seed"] = pair, spec["training"]["seed"] + pair
                 runs.append(record)
+                partial.write_text(
+                    json.dumps({"spec": spec, "runs": runs}, indent=2) + "\n", encoding="utf-8"
+                )
                 last = record["history"][-1] if record["history"] else {}
                 print(
                     f"pair {pair + 1} {system:>8}: best val AUC {record['best_validation_roc_auc']:.4f}, "
@@ -342,6 +363,7 @@ def main() -> None:
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    Path(args.output).with_suffix(".partial.json").unlink(missing_ok=True)
     print("wrote", args.output)
 
 
