@@ -28,9 +28,10 @@ FULL_FINETUNE = "full_finetune"
 ADAPTER_KEEP = ("predictions.csv", "validation.csv", "metrics.json", "recipe.yaml", "cell.json")
 TRAINED = ("adapter", FULL_FINETUNE)  # systems that train the recipe's base model (the rest: baselines)
 BASELINE_VERSION = 2  # 2: baselines weigh classes as data.class_weights says (the adapter's loss does)
-# Recipe settings added after cells were first cached: left out of a cell's hash while unset (None), so
-# adding a setting does not recompute every finished curve.
-ADDED_SINCE_V1 = (("training", "min_steps"),)
+# Recipe settings added after cells were first cached, with the value that computes what runs did before
+# them: left out of a cell's hash at that value, so a finished curve's cells stay valid for it. (The
+# default fast_cpu_dropout draws other dropout masks than the cached cells had: those cells retrain.)
+ADDED_SINCE_V1 = {("training", "min_steps"): None, ("training", "fast_cpu_dropout"): False}
 VARIANT = "variant-"  # + a name: the adapter with recipe overrides (an experiment), on the same draws
 STACK_WEIGHTS = np.round(np.linspace(0, 1, 21), 2)  # adapter's weight in the blend: 0, 0.05, …, 1
 
@@ -168,8 +169,8 @@ class CellMaker:
         # Threads change the speed, not the cell: a curve resumed on another machine (or with
         # training.num_threads=1 beside another job) reuses what is done.
         raw["training"]["num_threads"] = None
-        for section, key in ADDED_SINCE_V1:  # at their default: the same cell as before they existed
-            if raw.get(section, {}).get(key, 0) is None:
+        for (section, key), before in ADDED_SINCE_V1.items():  # the same cell as before they existed
+            if key in raw.get(section, {}) and raw[section][key] is before:
                 raw[section].pop(key)
         # A variant is the adapter trained from another recipe: a variant whose recipe is the adapter's is
         # the same cell (so a finished curve's adapter cells serve as a variant's, e.g. the recipe before

@@ -246,3 +246,23 @@ def test_public_curve_is_the_function_after_its_module_is_imported() -> None:
     import adapters.learning_curve
 
     assert adapters.curve is adapters.learning_curve.curve and callable(adapters.curve)
+
+
+def test_a_setting_added_later_keeps_old_cells_only_at_the_value_that_computes_as_before() -> None:
+    """A cell cached before ``training.fast_cpu_dropout`` existed was trained with torch's masks: it is
+    the cell of ``fast_cpu_dropout=false`` (same hash), not of the default's other masks."""
+    from types import SimpleNamespace
+
+    import adapters
+    from adapters.curve_cells import CellMaker
+
+    maker = SimpleNamespace(fingerprint="data")
+    recipe = adapters.load_recipe("german-credit/lora")
+    torch_masks = recipe.model_copy(
+        update={"training": recipe.training.model_copy(update={"fast_cpu_dropout": False})}
+    )
+    before = recipe.to_dict()
+    del before["training"]["fast_cpu_dropout"]
+    old_cell = CellMaker.digest(maker, "adapter", SimpleNamespace(to_dict=lambda: before))
+    assert CellMaker.digest(maker, "adapter", torch_masks) == old_cell
+    assert CellMaker.digest(maker, "adapter", recipe) != old_cell
