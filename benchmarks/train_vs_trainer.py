@@ -252,6 +252,11 @@ def main() -> None:
         "default it loads the base model's own config.json, as a user following PEFT's docs would",
     )
     parser.add_argument("--output", default=str(REPO / "benchmarks/results/train_vs_trainer.json"))
+    parser.add_argument(
+        "--report-partial",
+        metavar="PATH",
+        help="report the finished pairs of a cut-off run from its .partial.json instead of training",
+    )
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -263,41 +268,47 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(record, indent=2))
         return
 
-    with tempfile.TemporaryDirectory(prefix="train-vs-trainer-") as scratch:
-        scratch = Path(scratch)
-        overrides = [*SAME_FOOTING, f"training.num_threads={args.threads}", *args.overrides]
-        if args.eval_every is not None:
-            overrides.append(f"training.eval_every={args.eval_every}")
-        if args.epochs is not None:
-            overrides.append(f"training.epochs={args.epochs}")
-        if args.model == "tiny":
-            overrides.append(f"model.name_or_path={tiny_bert(scratch / 'tiny-bert')}")
-        elif args.model:
-            overrides.append(f"model.name_or_path={args.model}")
-        spec = write_spec(args, overrides, scratch)
-        print(
-            f"{args.recipe} {' '.join(overrides)}\nrows {spec['rows']}, model {spec['model_path']}, "
-            f"{args.pairs} pair(s), {args.threads} thread(s)",
-            flush=True,
-        )
-        runs = []
-        partial = Path(args.output).with_suffix(".partial.json")  # what a cut-off benchmark leaves
-        for pair in range(args.pairs):
-            spec_path = pair_spec(spec, scratch, pair)
-            for system in SYSTEMS:
-                record = run_worker(system, spec_path, len(runs), args.threads)
-                record["pair"], record["seed"] = pair, spec["training"]["seed"] + pair
-                runs.append(record)
-                partial.write_text(
-                    json.dumps({"spec": spec, "runs": runs}, indent=2) + "\n", encoding="utf-8"
-                )
-                last = record["history"][-1] if record["history"] else {}
-                print(
-                    f"pair {pair + 1} {system:>8}: best val AUC {record['best_validation_roc_auc']:.4f}, "
-                    f"test AUC {record['test_roc_auc']:.4f}, train {record['train_seconds']:.1f}s "
-                    f"({last.get('epoch', '?')} epochs), end to end {record['end_to_end_seconds']:.1f}s",
-                    flush=True,
-                )
+    if args.report_partial:  # the pairs a cut-off run finished, reported as a whole run would be
+        saved = json.loads(Path(args.report_partial).read_text(encoding="utf-8"))
+        spec, complete = saved["spec"], {run["pair"] for run in saved["runs"] if run["system"] == SYSTEMS[-1]}
+        runs = [run for run in saved["runs"] if run["pair"] in complete]
+        args.pairs, args.threads = len(complete), spec["threads"]
+    else:
+        with tempfile.TemporaryDirectory(prefix="train-vs-trainer-") as scratch:
+            scratch = Path(scratch)
+            overrides = [*SAME_FOOTING, f"training.num_threads={args.threads}", *args.overrides]
+            if args.eval_every is not None:
+                overrides.append(f"training.eval_every={args.eval_every}")
+            if args.epochs is not None:
+                overrides.append(f"training.epochs={args.epochs}")
+            if args.model == "tiny":
+                overrides.append(f"model.name_or_path={tiny_bert(scratch / 'tiny-bert')}")
+            elif args.model:
+                overrides.append(f"model.name_or_path={args.model}")
+            spec = write_spec(args, overrides, scratch)
+            print(
+                f"{args.recipe} {' '.join(overrides)}\nrows {spec['rows']}, model {spec['model_path']}, "
+                f"{args.pairs} pair(s), {args.threads} thread(s)",
+                flush=True,
+            )
+            runs = []
+            partial = Path(args.output).with_suffix(".partial.json")  # what a cut-off benchmark leaves
+            for pair in range(args.pairs):
+                spec_path = pair_spec(spec, scratch, pair)
+                for system in SYSTEMS:
+                    record = run_worker(system, spec_path, len(runs), args.threads)
+                    record["pair"], record["seed"] = pair, spec["training"]["seed"] + pair
+                    runs.append(record)
+                    partial.write_text(
+                        json.dumps({"spec": spec, "runs": runs}, indent=2) + "\n", encoding="utf-8"
+                    )
+                    last = record["history"][-1] if record["history"] else {}
+                    print(
+                        f"pair {pair + 1} {system:>8}: best val AUC {record['best_validation_roc_auc']:.4f}, "
+                        f"test AUC {record['test_roc_auc']:.4f}, train {record['train_seconds']:.1f}s "
+                        f"({last.get('epoch', '?')} epochs), end to end {record['end_to_end_seconds']:.1f}s",
+                        flush=True,
+                    )
     mismatched = [run["system"] for run in runs if run["data_sha256"] != spec["data_sha256"]]
     if mismatched:
         raise SystemExit(f"the systems did not see the same data: {mismatched}")
