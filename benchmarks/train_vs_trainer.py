@@ -32,8 +32,8 @@ Writes ``benchmarks/results/train_vs_trainer.json``.
 
 The default recipe (MiniLM, 600 training rows, 6 epochs) takes 8-20 minutes per run on 2 CPU cores,
 by CPU (1.8-3.9 s per 16-row step with evaluations), so the default 2 pairs take 35-70 minutes. On a
-machine with a GPU both systems use it (the Trainer gets ``use_cpu=True`` only where there is none). ``--model tiny``
-(a random 2-layer BERT) checks the script in a minute; its AUCs mean nothing.
+machine with a GPU both systems use it (the Trainer gets ``use_cpu=True`` only where there is none).
+``--model tiny`` (a random 2-layer BERT) checks the script in a minute; its AUCs mean nothing.
 """
 
 from __future__ import annotations
