@@ -207,6 +207,9 @@ class TrainingConfig(_Section):
     min_steps: int | None = Field(None, ge=1)
     per_device_batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
+    # Batch rows of similar length (less padding). Where length goes with the label (German Credit: -0.30)
+    # such batches are class-skewed (benchmarks/batch_composition.py); false: shuffled batches.
+    group_by_length: bool = True
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(5e-4, gt=0)
     scheduler: Literal[

@@ -420,6 +420,7 @@ def run_training(
             train=name == "train",
             seed=cfg.seed,
             group_size=cfg.per_device_batch_size * accelerator.num_processes,
+            group_by_length=cfg.group_by_length,
         )
         for name in ("train", "validation", "test")
     }

@@ -135,6 +135,12 @@ def test_tokenize_once_and_length_grouped_batches(tiny_model_dir: Path) -> None:
     padded = sum(batch["input_ids"].numel() for batch in loader)
     real = sum(tokenized["train"]["length"])
     assert padded / real < 1.05  # grouping by length wastes under 5 % on padding
+    shuffled = make_dataloader(tokenized["train"], tokenizer, 16, train=True, seed=0, group_by_length=False)
+    rows = [int(i) for batch in shuffled for i in batch["row_index"]]
+    assert sorted(rows) == list(range(len(tokenized["train"])))  # every row once an epoch
+    assert sum(batch["input_ids"].numel() for batch in shuffled) > padded  # not grouped: more padding
+    again = make_dataloader(tokenized["train"], tokenizer, 16, train=True, seed=0, group_by_length=False)
+    assert [int(i) for batch in again for i in batch["row_index"]] == rows  # a function of the seed
     evaluation = make_dataloader(tokenized["test"], tokenizer, 64, train=False)
     positions = sorted(int(i) for batch in evaluation for i in batch["row_index"])
     assert positions == list(range(200))

@@ -120,8 +120,9 @@ class EpochSeededLengthGroupedSampler(Sampler[int]):
     device × processes), so N processes with batch b walk the same examples per step as one with batch N·b.
     """
 
-    def __init__(self, lengths: list[int], group_size: int, seed: int) -> None:
+    def __init__(self, lengths: list[int], group_size: int, seed: int, by_length: bool = True) -> None:
         self.lengths, self.group_size, self.seed, self.epoch = lengths, group_size, seed, 0
+        self.by_length = by_length  # False: a plain shuffle, still a function of (seed, epoch)
         # Accelerate draws a seed from the global RNG for samplers without a generator; this one needs none.
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -135,6 +136,8 @@ class EpochSeededLengthGroupedSampler(Sampler[int]):
         from transformers.trainer_pt_utils import get_length_grouped_indices
 
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if not self.by_length:
+            return iter(torch.randperm(len(self.lengths), generator=generator).tolist())
         return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=generator))
 
 
@@ -145,8 +148,10 @@ def make_dataloader(
     train: bool,
     seed: int = 0,
     group_size: int | None = None,
+    group_by_length: bool = True,
 ) -> DataLoader:
-    """Training: length-grouped shuffled batches. Evaluation: sorted by length, order kept in ``row_index``.
+    """Training: length-grouped shuffled batches (``group_by_length=False``: shuffled). Evaluation: sorted
+    by length, order kept in ``row_index``.
 
     ``row_index`` (the position in the split) travels with each batch so predictions gathered from
     several processes can be put back in row order. Every loader has its own generator, so creating an
@@ -159,7 +164,7 @@ def make_dataloader(
     word_tags = "labels" in dataset.column_names
     common = {"collate_fn": _collator(tokenizer, word_tags), "generator": torch.Generator().manual_seed(seed)}
     if train:
-        sampler = EpochSeededLengthGroupedSampler(lengths, group_size or batch_size, seed)
+        sampler = EpochSeededLengthGroupedSampler(lengths, group_size or batch_size, seed, group_by_length)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
     order = sorted(range(len(dataset)), key=lengths.__getitem__)
     return DataLoader(dataset.select(order), batch_size=batch_size, shuffle=False, **common)
