@@ -35,7 +35,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--output", default=str(REPO / "benchmarks/results/batch_composition.json"))
     args = parser.parse_args()
-    import torch
     from transformers import AutoTokenizer
 
     import adapters
@@ -53,13 +52,13 @@ def main() -> None:
     lengths = np.array(list(train["length"]))
     positive = np.array(list(train["label"])) == positive_id
     size, seed = recipe.training.per_device_batch_size, recipe.training.seed
-    grouped, shuffled = [], []
-    for epoch in range(args.epochs):
-        sampler = EpochSeededLengthGroupedSampler(list(lengths), size, seed)
-        sampler.set_epoch(epoch)
-        grouped.append(batch_figures(np.array(list(sampler)), lengths, positive, size))
-        order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-        shuffled.append(batch_figures(order.numpy(), lengths, positive, size))
+    orders = {"grouped": [], "shuffled": []}  # the training sampler, training.group_by_length true / false
+    for name, by_length in (("grouped", True), ("shuffled", False)):
+        sampler = EpochSeededLengthGroupedSampler(list(lengths), size, seed, by_length)
+        for epoch in range(args.epochs):
+            sampler.set_epoch(epoch)
+            orders[name].append(batch_figures(np.array(list(sampler)), lengths, positive, size))
+    grouped, shuffled = orders["grouped"], orders["shuffled"]
     rate = float(positive.mean())
     record = {
         "machine": machine(),

@@ -131,9 +131,9 @@ def write_spec(args: argparse.Namespace, overrides: list[str], scratch: Path) ->
     return spec
 
 
-def pair_spec(spec: dict[str, Any], scratch: Path, pair: int) -> Path:
-    """The spec of pair ``pair``: both systems train with seed ``training.seed + pair``, so pairs are
-    other seeds (what the test ROC-AUC comparison needs), not repeats of one deterministic run."""
+def pair_spec(spec: dict[str, Any], scratch: Path, pair: int) -> tuple[Path, int]:
+    """The spec file of pair ``pair`` and its seed: both systems train with seed ``training.seed + pair``,
+    so pairs are other seeds (what the test ROC-AUC comparison needs), not repeats of one run."""
     seed = spec["training"]["seed"] + pair
     paired = {
         **spec,
@@ -142,7 +142,7 @@ def pair_spec(spec: dict[str, Any], scratch: Path, pair: int) -> Path:
     }
     path = scratch / f"spec-pair{pair}.json"
     path.write_text(json.dumps(paired, indent=2))
-    return path
+    return path, seed
 
 
 def run_worker(system: str, spec_path: Path, index: int, threads: int) -> dict[str, Any]:
@@ -294,10 +294,10 @@ def main() -> None:
             runs = []
             partial = Path(args.output).with_suffix(".partial.json")  # what a cut-off benchmark leaves
             for pair in range(args.pairs):
-                spec_path = pair_spec(spec, scratch, pair)
+                spec_path, seed = pair_spec(spec, scratch, pair)
                 for system in SYSTEMS:
                     record = run_worker(system, spec_path, len(runs), args.threads)
-                    record["pair"], record["seed"] = pair, spec["training"]["seed"] + pair
+                    record["pair"], record["seed"] = pair, seed
                     runs.append(record)
                     partial.write_text(
                         json.dumps({"spec": spec, "runs": runs}, indent=2) + "\n", encoding="utf-8"
