@@ -30,11 +30,13 @@ TRAINED = ("adapter", FULL_FINETUNE)  # systems that train the recipe's base mod
 BASELINE_VERSION = 2  # 2: baselines weigh classes as data.class_weights says (the adapter's loss does)
 # Recipe settings added after cells were first cached, with the value that computes what runs did before
 # them: left out of a cell's hash at that value, so a finished curve's cells stay valid for it. (The
-# default fast_cpu_dropout draws other dropout masks than the cached cells had: those cells retrain.)
+# defaults fast_cpu_dropout and first_token_last_layer draw other dropout masks than the cached cells
+# had: those cells retrain.)
 ADDED_SINCE_V1 = {
     ("training", "min_steps"): None,
     ("training", "fast_cpu_dropout"): False,
     ("training", "group_by_length"): True,
+    ("training", "first_token_last_layer"): False,
 }
 VARIANT = "variant-"  # + a name: the adapter with recipe overrides (an experiment), on the same draws
 STACK_WEIGHTS = np.round(np.linspace(0, 1, 21), 2)  # adapter's weight in the blend: 0, 0.05, …, 1

@@ -29,6 +29,7 @@ from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
+from adapters.first_token import use_first_token_last_layer
 from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.metrics.calibration import (
@@ -395,6 +396,8 @@ def run_training(
         sharded=accelerator.distributed_type == DistributedType.FSDP,
         full_finetune=full_finetune,
     )
+    # Undone before the model leaves this function (a plain model for saving, export and explanations).
+    restore_last_layer = use_first_token_last_layer(built.model) if cfg.first_token_last_layer else None
     if cfg.fast_cpu_dropout and accelerator.device.type == "cpu":
         swapped = use_fast_cpu_dropout(built.model)
         logger.info(
@@ -624,6 +627,8 @@ def run_training(
     # FSDP / DeepSpeed hold shards: gather the full weights (on every process) for the main one to save;
     # saving the unwrapped model there would write an empty adapter (peft #2892).
     full_state = accelerator.get_state_dict(model) if sharded else None
+    if restore_last_layer is not None:
+        restore_last_layer()
     # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
     built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     outcome = TrainingOutcome(

@@ -450,7 +450,15 @@ def library_padding(recipe: Any, prepared: Any, model_path: str, epochs: int) ->
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     train = tokenize_splits(prepared.to_datasets(), tokenizer, recipe.data.max_length)["train"]
     size = recipe.training.per_device_batch_size
-    loader = make_dataloader(train, tokenizer, size, train=True, seed=recipe.training.seed, group_size=size)
+    loader = make_dataloader(
+        train,
+        tokenizer,
+        size,
+        train=True,
+        seed=recipe.training.seed,
+        group_size=size,
+        group_by_length=recipe.training.group_by_length,
+    )
     real = positions = 0
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
