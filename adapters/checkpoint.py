@@ -57,7 +57,9 @@ class LoopState:
     seconds_before: float = 0.0  # training time spent before this process started (resumed runs)
     # Tokens this process's training batches held: real (attention mask), computed (padding included),
     # and rows x length^2 summed (attention's size): the cost report's tokens/s, padding and FLOPs.
-    tokens: dict[str, int] = field(default_factory=lambda: {"real": 0, "computed": 0, "squared": 0})
+    tokens: dict[str, int] = field(
+        default_factory=lambda: {"real": 0, "computed": 0, "squared": 0, "rows": 0}
+    )
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

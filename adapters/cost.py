@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 _STATUS = "/proc/self/status"
-_TOKEN_KEYS = ("real", "computed", "squared")
+_TOKEN_KEYS = ("real", "computed", "squared", "rows")
 
 
 def proc_status_bytes(*fields: str) -> dict[str, int]:
@@ -65,17 +65,18 @@ def reset_peak_rss() -> bool:
 
 def count_tokens(batch: Any, tokens: dict[str, int]) -> None:
     """Add a training batch to ``tokens``: real tokens (attention mask), computed ones (padding
-    included) and rows × length² (the size of the attention-score matrices)."""
+    included), rows × length² (the size of the attention-score matrices) and rows."""
     mask = batch.get("attention_mask")
     rows, length = batch["input_ids"].shape[0], batch["input_ids"].shape[-1]
     tokens["real"] += int(mask.sum()) if mask is not None else rows * length
     tokens["computed"] += rows * length
     tokens["squared"] += rows * length * length
+    tokens["rows"] = tokens.get("rows", 0) + rows  # a checkpoint from before rows were counted has none
 
 
 def total_tokens(tokens: dict[str, int], accelerator: Accelerator) -> dict[str, int]:
     """``tokens`` summed over all processes (every process must call this)."""
-    local = torch.tensor([tokens[key] for key in _TOKEN_KEYS], dtype=torch.float64)
+    local = torch.tensor([tokens.get(key, 0) for key in _TOKEN_KEYS], dtype=torch.float64)
     summed = accelerator.reduce(local.to(accelerator.device), reduction="sum").cpu().tolist()
     return {key: int(value) for key, value in zip(_TOKEN_KEYS, summed, strict=True)}
 
@@ -93,7 +94,10 @@ def _linear_params(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def estimate_training_flops(
-    model: torch.nn.Module, tokens: dict[str, int], gradient_checkpointing: bool = False
+    model: torch.nn.Module,
+    tokens: dict[str, int],
+    gradient_checkpointing: bool = False,
+    first_token_layer: torch.nn.Module | None = None,
 ) -> int:
     """Training FLOPs from the model's shapes and the tokens computed (padding included).
 
@@ -101,15 +105,30 @@ def estimate_training_flops(
     in the backward pass; only trainable weights add 2·N for their own gradients (a frozen base does not:
     4·N + 2·N_trainable, not the 6·N of full fine-tuning). Recomputed activations add another forward.
     Attention scores add 12 · hidden · layers per row per length² (QKᵀ and AV forward, four products
-    backward). Embedding lookups are free. Checked against torch's FlopCounterMode in tests/test_cost.py.
+    backward). Embedding lookups are free. ``first_token_layer``: the last layer computed the first
+    token only (adapters/first_token.py): its weights other than key and value ran once per row, and
+    its attention scores are rows × length. Checked against torch's FlopCounterMode in tests/test_cost.py.
     """
+    forward_backward = 6 if gradient_checkpointing else 4
     linear, trainable = _linear_params(model)
-    per_token = (6 if gradient_checkpointing else 4) * linear + 2 * trainable
+    per_token = forward_backward * linear + 2 * trainable
     config = getattr(model, "config", None)
     hidden = getattr(config, "hidden_size", 0) or 0
     layers = getattr(config, "num_hidden_layers", 0) or 0
-    attention = (16 if gradient_checkpointing else 12) * hidden * layers * tokens["squared"]
-    return int(per_token * tokens["computed"] + attention)
+    scores = layers * tokens["squared"]
+    skipped = 0
+    if first_token_layer is not None and tokens.get("rows"):
+        attention = first_token_layer.attention.self
+        every_token = [_linear_params(attention.key), _linear_params(attention.value)]
+        layer_linear, layer_trainable = _linear_params(first_token_layer)
+        once_linear = layer_linear - sum(part[0] for part in every_token)
+        once_trainable = layer_trainable - sum(part[1] for part in every_token)
+        skipped = (forward_backward * once_linear + 2 * once_trainable) * (
+            tokens["computed"] - tokens["rows"]
+        )
+        scores += tokens["computed"] - tokens["squared"]  # one query a row in the last layer
+    attention_flops = (16 if gradient_checkpointing else 12) * hidden * scores
+    return int(per_token * tokens["computed"] - skipped + attention_flops)
 
 
 def cost_report(
@@ -120,6 +139,7 @@ def cost_report(
     samples_per_step: int,
     tokens: dict[str, int] | None = None,
     gradient_checkpointing: bool = False,
+    first_token_layer: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """What the run cost: parameters trained, memory held, time spent, tokens seen and an estimate of
     the FLOPs (the card, metrics.json and a learning curve's full fine-tuning ratios show it)."""
@@ -148,7 +168,9 @@ def cost_report(
     if tokens is not None and tokens["computed"]:
         from adapters.modeling import base_model_of
 
-        flops = estimate_training_flops(base_model_of(model), tokens, gradient_checkpointing)
+        flops = estimate_training_flops(
+            base_model_of(model), tokens, gradient_checkpointing, first_token_layer
+        )
         report.update(
             {
                 "train_tokens": tokens["real"],

@@ -29,7 +29,7 @@ from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
-from adapters.first_token import use_first_token_last_layer
+from adapters.first_token import last_layer_if_first_token_read, use_first_token_last_layer
 from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.metrics.calibration import (
@@ -637,7 +637,17 @@ def run_training(
     outcome.full_state, outcome.raw_test_probabilities = full_state, raw_test
     outcome.validation_probabilities = validation_probabilities
     tokens = total_tokens(loop.tokens, accelerator)
-    cost = cost_report(built, accelerator, seconds, loop.step, per_step, tokens, cfg.gradient_checkpointing)
+    first_token_layer = last_layer_if_first_token_read(built.model) if restore_last_layer else None
+    cost = cost_report(
+        built,
+        accelerator,
+        seconds,
+        loop.step,
+        per_step,
+        tokens,
+        cfg.gradient_checkpointing,
+        first_token_layer,
+    )
     outcome.cost = {**cost, "energy": energy}
     outcome.privacy = private.report() if private is not None else None
     return outcome

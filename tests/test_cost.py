@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification
 
 from adapters.cost import count_tokens, estimate_training_flops, peak_rss_bytes, reset_peak_rss
+from adapters.first_token import last_layer_if_first_token_read, use_first_token_last_layer
 
 
 def _lora_bert(layers: int) -> torch.nn.Module:
@@ -38,20 +39,33 @@ def test_count_tokens_separates_real_from_padded() -> None:
     tokens = {"real": 0, "computed": 0, "squared": 0}
     count_tokens(_batch(), tokens)
     count_tokens({"input_ids": torch.zeros(2, 10, dtype=torch.long)}, tokens)  # no mask: all real
-    assert tokens == {"real": 4 * 48 - 18 + 20, "computed": 4 * 48 + 20, "squared": 4 * 48**2 + 2 * 100}
+    assert tokens == {
+        "real": 4 * 48 - 18 + 20,
+        "computed": 4 * 48 + 20,
+        "squared": 4 * 48**2 + 2 * 100,
+        "rows": 6,
+    }
 
 
+@pytest.mark.parametrize("first_token", [False, True])
 @pytest.mark.parametrize("layers", [4, 6])
-def test_flop_estimate_matches_torchs_counter(layers: int) -> None:
-    """Within 15 % of what torch counts for a forward + backward step of a LoRA model; the estimate is
-    slightly high because the first layer's frozen input needs no gradient."""
+def test_flop_estimate_matches_torchs_counter(layers: int, first_token: bool) -> None:
+    """Within 15 % of what torch counts for a forward + backward step of a LoRA model, with the full last
+    layer or the first-token one; the estimate is slightly high because the first layer's frozen input
+    needs no gradient."""
     model, batch = _lora_bert(layers), _batch()
+    layer = None
+    if first_token:
+        use_first_token_last_layer(model)
+        layer = last_layer_if_first_token_read(model)
     with FlopCounterMode(display=False) as counter:
         model(**batch, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
     tokens = {"real": 0, "computed": 0, "squared": 0}
     count_tokens(batch, tokens)
-    estimate = estimate_training_flops(model.get_base_model(), tokens)
+    estimate = estimate_training_flops(model.get_base_model(), tokens, first_token_layer=layer)
     assert 1.0 <= estimate / counter.get_total_flops() < 1.15
+    if first_token:  # and it counts less than the full layer would
+        assert estimate < 0.95 * estimate_training_flops(model.get_base_model(), tokens)
 
 
 def test_full_fine_tuning_costs_more_than_lora_per_token() -> None:
