@@ -8,10 +8,11 @@ FLOPs spent on numbers nobody reads. Here the last layer takes queries from the 
 keys and values from every token, which gives the first token the same output (to float rounding):
 attention is per query, and the feed-forward block is per position.
 
-Only the layer's ``forward`` changes (on that instance, undone on exit): parameter names, saved
-adapters and a plain-PEFT reload are untouched. In training, the dropout masks of the skipped
-positions are no longer drawn, so a seed gives other masks for the rest of the run; each run is still
-one draw of the same training (``training.first_token_last_layer: false`` keeps the full layer).
+Only the layer's ``forward`` changes (on that instance, until the returned restore function runs):
+parameter names, saved adapters and a plain-PEFT reload are untouched. In training, the dropout
+masks of the skipped positions are no longer drawn, so a seed gives other masks for the rest of the
+run; each run is still one draw of the same training (``training.first_token_last_layer: false``
+keeps the full layer).
 """
 
 from __future__ import annotations

@@ -398,6 +398,8 @@ def run_training(
     )
     # Undone before the model leaves this function (a plain model for saving, export and explanations).
     restore_last_layer = use_first_token_last_layer(built.model) if cfg.first_token_last_layer else None
+    if restore_last_layer is not None:
+        logger.info("the last layer computes the first token only (its head reads no other)")
     if cfg.fast_cpu_dropout and accelerator.device.type == "cpu":
         swapped = use_fast_cpu_dropout(built.model)
         logger.info(
