@@ -8,7 +8,7 @@ FLOPs spent on numbers nobody reads. Here the last layer takes queries from the 
 keys and values from every token, which gives the first token the same output (to float rounding):
 attention is per query, and the feed-forward block is per position.
 
-Only the layer's ``forward`` changes (on that instance, until the returned restore function runs):
+Only the layer's ``forward`` changes (on that instance, until ``restore_full_last_layer``):
 parameter names, saved adapters and a plain-PEFT reload are untouched. In training, the dropout
 masks of the skipped positions are no longer drawn, so a seed gives other masks for the rest of the
 run; each run is still one draw of the same training (``training.first_token_last_layer: false``
@@ -18,13 +18,12 @@ keeps the full layer).
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["last_layer_if_first_token_read", "use_first_token_last_layer"]
+__all__ = ["last_layer_if_first_token_read", "restore_full_last_layer", "use_first_token_last_layer"]
 
 # Sequence classifiers whose head reads only position 0 of the last hidden state, with BERT's layer layout
 # (attention.self.{query,key,value}, attention.output, feed_forward_chunk).
@@ -95,17 +94,17 @@ def _first_token_forward(
     return layer.feed_forward_chunk(attended)
 
 
-def use_first_token_last_layer(model: nn.Module) -> Callable[[], None] | None:
+def use_first_token_last_layer(model: nn.Module) -> nn.Module | None:
     """Make ``model``'s last layer compute the first token only (see the module's note), in place.
 
-    Returns the function that restores the full layer, or None where the head reads more than the first
-    token (then nothing changed)."""
+    Returns that layer (for :func:`restore_full_last_layer` and the cost report's FLOP count), or None
+    where the head reads more than the first token (then nothing changed)."""
     layer = last_layer_if_first_token_read(model)
-    if layer is None:
-        return None
-    layer.forward = types.MethodType(_first_token_forward, layer)
+    if layer is not None:
+        layer.forward = types.MethodType(_first_token_forward, layer)
+    return layer
 
-    def restore() -> None:
-        del layer.forward  # the class's forward again
 
-    return restore
+def restore_full_last_layer(layer: nn.Module) -> None:
+    """Undo :func:`use_first_token_last_layer`: the layer's class forward again, every position."""
+    del layer.forward

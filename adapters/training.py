@@ -29,7 +29,7 @@ from adapters.data import PreparedData
 from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
-from adapters.first_token import last_layer_if_first_token_read, use_first_token_last_layer
+from adapters.first_token import restore_full_last_layer, use_first_token_last_layer
 from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.metrics.calibration import (
@@ -397,8 +397,8 @@ def run_training(
         full_finetune=full_finetune,
     )
     # Undone before the model leaves this function (a plain model for saving, export and explanations).
-    restore_last_layer = use_first_token_last_layer(built.model) if cfg.first_token_last_layer else None
-    if restore_last_layer is not None:
+    first_token_layer = use_first_token_last_layer(built.model) if cfg.first_token_last_layer else None
+    if first_token_layer is not None:
         logger.info("the last layer computes the first token only (its head reads no other)")
     if cfg.fast_cpu_dropout and accelerator.device.type == "cpu":
         swapped = use_fast_cpu_dropout(built.model)
@@ -629,8 +629,8 @@ def run_training(
     # FSDP / DeepSpeed hold shards: gather the full weights (on every process) for the main one to save;
     # saving the unwrapped model there would write an empty adapter (peft #2892).
     full_state = accelerator.get_state_dict(model) if sharded else None
-    if restore_last_layer is not None:
-        restore_last_layer()
+    if first_token_layer is not None:
+        restore_full_last_layer(first_token_layer)
     # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
     built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     outcome = TrainingOutcome(
@@ -639,7 +639,6 @@ def run_training(
     outcome.full_state, outcome.raw_test_probabilities = full_state, raw_test
     outcome.validation_probabilities = validation_probabilities
     tokens = total_tokens(loop.tokens, accelerator)
-    first_token_layer = last_layer_if_first_token_read(built.model) if restore_last_layer else None
     cost = cost_report(
         built,
         accelerator,

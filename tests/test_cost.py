@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification
 
 from adapters.cost import count_tokens, estimate_training_flops, peak_rss_bytes, reset_peak_rss
-from adapters.first_token import last_layer_if_first_token_read, use_first_token_last_layer
+from adapters.first_token import use_first_token_last_layer
 
 
 def _lora_bert(layers: int) -> torch.nn.Module:
@@ -54,10 +54,7 @@ def test_flop_estimate_matches_torchs_counter(layers: int, first_token: bool) ->
     layer or the first-token one; the estimate is slightly high because the first layer's frozen input
     needs no gradient."""
     model, batch = _lora_bert(layers), _batch()
-    layer = None
-    if first_token:
-        use_first_token_last_layer(model)
-        layer = last_layer_if_first_token_read(model)
+    layer = use_first_token_last_layer(model) if first_token else None
     with FlopCounterMode(display=False) as counter:
         model(**batch, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
     tokens = {"real": 0, "computed": 0, "squared": 0}

@@ -1,12 +1,17 @@
 """The first-token last layer: the same logits and gradients as the full layer, only where the head reads
-the first token, undone by its restore function, and the same trained model through ``adapters.train``."""
+the first token, undone by ``restore_full_last_layer``, and the same trained model through
+``adapters.train``."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from adapters.first_token import last_layer_if_first_token_read, use_first_token_last_layer
+from adapters.first_token import (
+    last_layer_if_first_token_read,
+    restore_full_last_layer,
+    use_first_token_last_layer,
+)
 
 
 def lora_classifier(architecture: str, attention: str = "sdpa") -> torch.nn.Module:
@@ -71,8 +76,8 @@ def test_logits_and_lora_gradients_match_the_full_last_layer(architecture: str, 
 
     full_logits, full_grads = logits_and_gradients()
     layer = last_layer_if_first_token_read(model)
-    restore = use_first_token_last_layer(model)
-    assert restore is not None and "forward" in vars(layer)
+    patched = use_first_token_last_layer(model)
+    assert patched is layer and "forward" in vars(layer)
     logits, grads = logits_and_gradients()
     torch.testing.assert_close(logits, full_logits, rtol=1e-5, atol=1e-6)
     assert grads.keys() == full_grads.keys() and any("layer.1." in name for name in grads)
@@ -81,7 +86,7 @@ def test_logits_and_lora_gradients_match_the_full_last_layer(architecture: str, 
     # the last layer's output really is one position now
     hidden = model.get_base_model().base_model(**batch).last_hidden_state
     assert hidden.shape[1] == 1
-    restore()
+    restore_full_last_layer(patched)
     assert "forward" not in vars(layer)
     assert model.get_base_model().base_model(**batch).last_hidden_state.shape[1] == 9
 
@@ -111,12 +116,12 @@ def test_training_with_and_without_gives_the_same_model(tmp_path, recipe_for, mo
 
     restored = []
 
-    def recorded(model: torch.nn.Module):
-        restore = use_first_token_last_layer(model)
-        layer = last_layer_if_first_token_read(model)
-        return lambda: (restore(), restored.append("forward" not in vars(layer)))
+    def recorded(layer: torch.nn.Module) -> None:
+        patched = "forward" in vars(layer)
+        restore_full_last_layer(layer)
+        restored.append(patched and "forward" not in vars(layer))
 
-    monkeypatch.setattr(adapters.training, "use_first_token_last_layer", recorded)
+    monkeypatch.setattr(adapters.training, "restore_full_last_layer", recorded)
     scores = {}
     for first_token in (True, False):
         recipe = recipe_for(
