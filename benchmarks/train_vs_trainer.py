@@ -206,6 +206,11 @@ def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
     return summary
 
 
+def speedup(trainer_seconds: float | None, adapters_seconds: float | None) -> float | None:
+    """How many times as fast ours is (the Trainer's seconds over ours); None when either is unknown."""
+    return trainer_seconds / adapters_seconds if trainer_seconds and adapters_seconds else None
+
+
 def target_sweep(runs: list[dict[str, Any]], targets: tuple[float, ...]) -> list[dict[str, Any]]:
     """Time to each of several fixed validation ROC-AUCs: where a system's curve is flat near one target,
     a step of noise moves its crossing by many steps; the sweep shows how much the ratio depends on it."""
@@ -215,8 +220,7 @@ def target_sweep(runs: list[dict[str, Any]], targets: tuple[float, ...]) -> list
         for system in SYSTEMS:
             times = [first_reach(run["history"], target) for run in runs if run["system"] == system]
             row[system] = {"reached": sum(t is not None for t in times), "median_seconds": median(times)}
-        ours, theirs = row["adapters"]["median_seconds"], row["trainer"]["median_seconds"]
-        row["speedup"] = theirs / ours if ours and theirs else None
+        row["speedup"] = speedup(row["trainer"]["median_seconds"], row["adapters"]["median_seconds"])
         rows.append(row)
     return rows
 
@@ -351,32 +355,26 @@ def main() -> None:
     target = args.target_auc if args.target_auc is not None else min(best.values()) - 0.01
     summary = summarise(runs, target)
     ours, theirs = summary["adapters"], summary["trainer"]
-    speedup = (
-        theirs["median_seconds_to_target"] / ours["median_seconds_to_target"]
-        if ours["median_seconds_to_target"] and theirs["median_seconds_to_target"]
-        else None
-    )
+    headline = speedup(theirs["median_seconds_to_target"], ours["median_seconds_to_target"])
     pair_ratios = []
     for pair in range(args.pairs):
         a, b = (next(r for r in runs if r["pair"] == pair and r["system"] == s) for s in SYSTEMS)
         ta, tb = first_reach(a["history"], target), first_reach(b["history"], target)
-        pair_ratios.append(tb / ta if ta and tb else None)
+        pair_ratios.append(speedup(tb, ta))
     sweep = target_sweep(runs, TARGET_SWEEP)
     interval = {
         system: median([seconds_per_interval(run) for run in runs if run["system"] == system])
         for system in SYSTEMS
     }
-    interval_ratio = (
-        interval["trainer"] / interval["adapters"] if interval["adapters"] and interval["trainer"] else None
-    )
+    interval_ratio = speedup(interval["trainer"], interval["adapters"])
     auc_diff = ours["median_test_roc_auc"] - theirs["median_test_roc_auc"]
     targets = {
-        "speedup_to_same_auc_at_least_1.5x": speedup is not None and speedup >= 1.5,
+        "speedup_to_same_auc_at_least_1.5x": headline is not None and headline >= 1.5,
         "test_roc_auc_within_0.01": abs(auc_diff) <= 0.01,
     }
     print_table(summary, target)
     print(
-        f"\nspeed-up to validation ROC-AUC ≥ {target:.4f} (trainer / adapters): {show(speedup, '.2f')}x "
+        f"\nspeed-up to validation ROC-AUC ≥ {target:.4f} (trainer / adapters): {show(headline, '.2f')}x "
         f"(per pair: {', '.join(show(r, '.2f') for r in pair_ratios)}); goal ≥ 1.5x"
     )
     print(f"test ROC-AUC adapters - trainer: {auc_diff:+.4f} (goal within ±0.01)")
@@ -411,7 +409,7 @@ def main() -> None:
         "order": [run["system"] for run in runs],
         "target_auc": target,
         "target_auc_rule": "given" if args.target_auc is not None else "min(median best validation) - 0.01",
-        "speedup_to_target": speedup,
+        "speedup_to_target": headline,
         "speedup_per_pair": pair_ratios,
         "test_roc_auc_diff": auc_diff,
         "target_sweep": sweep,
