@@ -121,7 +121,8 @@ def train(
 
     from adapters.checkpoint import latest_checkpoint
     from adapters.metrics import BUILTIN_METRICS, load_metric
-    from adapters.training import metric_kwargs, no_accelerator_device, run_training
+    from adapters.scoring import metric_kwargs
+    from adapters.training import no_accelerator_device, run_training
 
     data_config = resolved.data.model_copy(
         update={"label_names": prepared.label_names, "positive_label": prepared.positive_label}
@@ -185,7 +186,7 @@ def evaluate(
     import numpy as np
 
     from adapters.metrics import compute_metrics
-    from adapters.training import metric_kwargs
+    from adapters.scoring import metric_kwargs
 
     classifier = load(directory)
     prepared = None

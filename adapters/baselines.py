@@ -349,7 +349,7 @@ def run_baseline(
     A recipe the baseline cannot serve (one free-text column, no tables) gets ``skipped`` with the reason.
     """
     from adapters.metrics.calibration import choose_threshold
-    from adapters.training import metric_kwargs
+    from adapters.scoring import metric_kwargs
 
     features, reason = baseline_features(recipe.data)
     if reason is None and not data.tables:

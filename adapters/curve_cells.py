@@ -113,7 +113,7 @@ class CellMaker:
     def __init__(
         self, recipe: Any, output_dir: Path, keep_adapters: bool, first: Any, variants: Mapping[str, Any]
     ) -> None:
-        from adapters.training import metric_kwargs
+        from adapters.scoring import metric_kwargs
 
         self.recipe, self.output_dir, self.keep_adapters = recipe, output_dir, keep_adapters
         self.recipes = {"adapter": recipe, **{VARIANT + name: found for name, found in variants.items()}}

@@ -30,27 +30,16 @@ from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
 from adapters.first_token import restore_full_last_layer, use_first_token_last_layer
-from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, to_scores, token_loss_sums, verbalizer_of
+from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, verbalizer_of
 from adapters.metrics import compute_metrics
-from adapters.metrics.calibration import (
-    apply_calibration,
-    choose_threshold,
-    decision_summary,
-    fit_calibration,
-)
-from adapters.metrics.tasks import best_thresholds
 from adapters.modeling import BuiltModel, base_model_of, build_model
 from adapters.recipe import Recipe
+from adapters.scoring import Scorer, final_metrics, metric_kwargs, model_inputs
 
 __all__ = [
     "TrainingOutcome",
     "run_training",
     "no_accelerator_device",
-    "predict_probabilities",
-    "predict_tags",
-    "predict_response_loss",
-    "metric_kwargs",
-    "fit_decision",
     "class_weight_tensor",
     "check_topology",
 ]
@@ -101,108 +90,6 @@ def no_accelerator_device() -> bool:
     )
 
 
-def _nested_keys(matrix: dict[str, dict[str, float]] | None) -> list[str]:
-    if not matrix:
-        return []
-    return [*matrix, *(pred for row in matrix.values() for pred in row)]
-
-
-def metric_kwargs(
-    recipe: Recipe,
-    label_names: list[str],
-    thresholds: list[float] | None = None,
-    threshold: float | None = None,
-) -> dict[str, Any]:
-    """Positive class id, threshold and cost matrix (as ids) for ``compute_metrics``; for the other
-    tasks, the task (and multi-label's per-label ``thresholds``).
-
-    ``threshold`` is the cut-off chosen after training; until then a rule (max_f1, min_cost) scores
-    validation at 0.5.
-    """
-    if recipe.task != "classification":
-        return {"task": recipe.task, "thresholds": thresholds, "label_names": label_names}
-    positive = recipe.data.positive_label
-    cost = None
-    for key, names in (
-        ("eval.cost_matrix", _nested_keys(recipe.eval.cost_matrix)),
-        (
-            "data.class_weights",
-            list(recipe.data.class_weights) if isinstance(recipe.data.class_weights, dict) else [],
-        ),
-    ):
-        unknown = sorted(set(names) - set(label_names))
-        if unknown:
-            raise AdaptersUserError(
-                f"labels {unknown} are not labels of the data ({', '.join(label_names)})", where=key
-            )
-    binary_only = [
-        key
-        for key, used in (
-            ("eval.calibration", recipe.eval.calibration == "isotonic"),
-            ("eval.threshold", isinstance(recipe.eval.threshold, str)),
-        )
-        if used
-    ]
-    if binary_only and len(label_names) != 2:
-        raise AdaptersUserError(
-            f"isotonic calibration and threshold rules need two labels, the data has {len(label_names)}",
-            where=binary_only[0],
-        )
-    if recipe.eval.cost_matrix:
-        cost = [
-            [float(recipe.eval.cost_matrix.get(true, {}).get(pred, 0.0)) for pred in label_names]
-            for true in label_names
-        ]
-    return {
-        "positive_label": label_names.index(positive) if positive in label_names else len(label_names) - 1,
-        "threshold": threshold
-        if threshold is not None
-        else (recipe.eval.threshold if not isinstance(recipe.eval.threshold, str) else 0.5),
-        "cost_matrix": cost,
-    }
-
-
-def fit_decision(
-    recipe: Recipe,
-    val_probabilities: np.ndarray,
-    val_labels: np.ndarray,
-    test_probabilities: np.ndarray,
-    test_labels: np.ndarray,
-    metric_args: dict[str, Any],
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Fit calibration, then the cut-off on calibrated validation scores; report both on test.
-
-    Returns the ``calibration`` and ``threshold`` sections of ``metrics.json``: the fitted values, and test
-    ECE / Brier / log loss before and after calibration, approval rate and cost per row at 0.5 and at the
-    chosen cut-off. Also returns the calibrated validation and test probabilities.
-    """
-    positive, cost = metric_args["positive_label"], metric_args["cost_matrix"]
-    spec = fit_calibration(recipe.eval.calibration, val_probabilities, val_labels, positive)
-    calibrated_val = apply_calibration(val_probabilities, spec)
-    calibrated_test = apply_calibration(test_probabilities, spec)
-    binary = val_probabilities.shape[1] == 2
-    threshold = (
-        choose_threshold(
-            recipe.eval.threshold, calibrated_val[:, positive], val_labels == positive, cost, positive
-        )
-        if binary
-        else 0.5
-    )
-    measured = ["ece", "brier", "log_loss"]
-    options = {**metric_args, "threshold": threshold}
-    calibration = {
-        "method": recipe.eval.calibration,
-        "spec": spec,
-        "fitted_on": "validation",
-        "test_before": compute_metrics(measured, test_probabilities, test_labels, **options),
-        "test_after": compute_metrics(measured, calibrated_test, test_labels, **options),
-    }
-    section: dict[str, Any] = {"rule": recipe.eval.threshold, "value": threshold}
-    if binary:
-        section["test"] = decision_summary(calibrated_test, test_labels, positive, threshold, cost)
-    return {"calibration": calibration, "threshold": section}, calibrated_val, calibrated_test
-
-
 def class_weight_tensor(
     setting: str | dict[str, float], labels: np.ndarray, label_names: list[str]
 ) -> torch.Tensor | None:
@@ -213,97 +100,6 @@ def class_weight_tensor(
         counts = np.bincount(labels, minlength=len(label_names)).astype(float)
         return torch.tensor(len(labels) / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
     return torch.tensor([float(setting.get(name, 1.0)) for name in label_names], dtype=torch.float32)
-
-
-def _model_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, torch.Tensor]:
-    return {key: batch[key] for key in names if key in batch}
-
-
-@torch.no_grad()
-def predict_probabilities(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Scores in row order (class or label probabilities, or numbers), the true labels and the mean
-    loss, gathered over processes."""
-    model.eval()
-    probabilities, labels, positions, losses = [], [], [], []
-    for batch in loader:
-        logits = class_logits(model, _model_inputs(batch, input_names), answer_ids).float()
-        loss = task_loss(logits, batch["labels"], problem_type, reduction="none", scale=scale)
-        gathered = accelerator.gather_for_metrics(
-            (to_scores(logits, problem_type, scale), batch["labels"], batch["row_index"], loss)
-        )
-        for bucket, value in zip((probabilities, labels, positions, losses), gathered, strict=True):
-            bucket.append(value.cpu())
-    order = torch.cat(positions).argsort()
-    return (
-        torch.cat(probabilities)[order].numpy(),
-        torch.cat(labels)[order].numpy(),
-        float(torch.cat(losses).mean()),
-    )
-
-
-@torch.no_grad()
-def predict_tags(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Token classification: per row, the tag probabilities (words, tags) of its scored words and their
-    true tags (object arrays in row order), and the mean loss; batches padded alike across processes."""
-    model.eval()
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    losses = []
-    for batch in loader:
-        logits = class_logits(model, _model_inputs(batch, input_names), None).float()
-        loss = task_loss(logits, batch["labels"], None, reduction="none")
-        probabilities = accelerator.pad_across_processes(logits.softmax(-1), dim=1)
-        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
-        gathered = accelerator.gather_for_metrics((probabilities, labels, batch["row_index"], loss))
-        probabilities, labels, positions, loss = (value.cpu() for value in gathered)
-        for row_probabilities, row_labels, position in zip(probabilities, labels, positions, strict=True):
-            scored = row_labels != -100
-            rows[int(position)] = (row_probabilities[scored].numpy(), row_labels[scored].numpy())
-        losses.append(loss)
-    order = sorted(rows)
-    scores = np.empty(len(order), dtype=object)
-    truth = np.empty(len(order), dtype=object)
-    for index, position in enumerate(order):
-        scores[index], truth[index] = rows[position]
-    return scores, truth, float(torch.cat(losses).mean())
-
-
-@torch.no_grad()
-def predict_response_loss(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """SFT: per row (summed response-token loss, response tokens) in row order, and the mean loss."""
-    model.eval()
-    rows, positions = [], []
-    for batch in loader:
-        logits = class_logits(model, _model_inputs(batch, input_names), None).float()
-        pair = torch.stack(token_loss_sums(logits, batch["labels"], next_token=True), dim=-1)
-        pair, position = accelerator.gather_for_metrics((pair, batch["row_index"]))
-        rows.append(pair.cpu())
-        positions.append(position.cpu())
-    pairs = torch.cat(rows)[torch.cat(positions).argsort()].numpy()
-    return pairs, np.zeros(len(pairs)), float(pairs[:, 0].sum() / max(pairs[:, 1].sum(), 1.0))
 
 
 def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
@@ -449,9 +245,6 @@ def run_training(
         built.model, optimizer, loaders["train"], loaders["validation"], loaders["test"], scheduler
     )
     problem_type = "causal_lm" if recipe.task == "sft" else PROBLEM_TYPES[recipe.task]
-    predict = {"token_classification": predict_tags, "sft": predict_response_loss}.get(
-        recipe.task, predict_probabilities
-    )
     scale = (0.0, 1.0)
     if recipe.task == "regression":  # learn the standardised target; the scale travels in config.json
         targets = data.frames["train"]["label"].astype(float)
@@ -466,6 +259,7 @@ def run_training(
     if weights is not None:
         weights = weights.to(accelerator.device)
     metric_args = metric_kwargs(recipe, data.label_names)
+    scorer = Scorer(model, accelerator, input_names, answer_ids, problem_type, scale, recipe.task)
     unwrapped = accelerator.unwrap_model(model)
     sign = 1.0 if recipe.eval.greater_is_better else -1.0
 
@@ -489,9 +283,7 @@ def run_training(
         accelerator.init_trackers("train", config=_flat_hparams(recipe))
 
     def validate() -> dict[str, float]:
-        probs, labels, loss = predict(
-            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
-        )
+        probs, labels, loss = scorer(val_loader)
         return {"loss": loss, **compute_metrics(recipe.eval.metrics, probs, labels, **metric_args)}
 
     # Train.
@@ -514,7 +306,7 @@ def run_training(
         batches.set_epoch(loop.epoch)
         for batch in batches:
             with accelerator.accumulate(model):
-                logits = class_logits(model, _model_inputs(batch, input_names), answer_ids)
+                logits = class_logits(model, model_inputs(batch, input_names), answer_ids)
                 if private is None:
                     loss = task_loss(logits.float(), batch["labels"], problem_type, weights, scale=scale)
                 else:  # per-example losses, averaged: DP-SGD clips each example's gradient
@@ -585,36 +377,16 @@ def run_training(
         unwrapped.load_state_dict(best_state, strict=False)
         if loop.best_ranks is not None:
             unwrapped.peft_config["default"].rank_pattern = loop.best_ranks
-    base_config = base_model_of(unwrapped).config
-    if recipe.task == "multi_label":  # per-label cut-offs, tuned on validation, saved with the adapter
-        val_scores, val_labels, _ = predict_probabilities(
-            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
-        )
-        thresholds = best_thresholds(val_scores, val_labels)
-        base_config.label_thresholds = thresholds
-        metric_args = metric_kwargs(recipe, data.label_names, thresholds)
-    raw_test, labels, loss = predict(
-        model, test_loader, accelerator, input_names, answer_ids, problem_type, scale
+    final = final_metrics(
+        recipe,
+        data.label_names,
+        scorer,
+        val_loader,
+        test_loader,
+        loop.best_scores,
+        base_model_of(unwrapped).config,
     )
-    test_probabilities, validation_probabilities, decision = raw_test, None, {}
-    if recipe.task == "classification":  # calibration and cut-off: fitted on validation, saved, applied
-        val_scores, val_labels, _ = predict_probabilities(
-            model, val_loader, accelerator, input_names, answer_ids, problem_type, scale
-        )
-        decision, validation_probabilities, test_probabilities = fit_decision(
-            recipe, val_scores, val_labels, raw_test, labels, metric_args
-        )
-        base_config.calibration = decision["calibration"]["spec"]
-        base_config.decision_threshold = decision["threshold"]["value"]
-        metric_args = {**metric_args, "threshold": base_config.decision_threshold}
-    metrics = {
-        "validation": loop.best_scores,
-        "test": {
-            "loss": loss,
-            **compute_metrics(recipe.eval.metrics, test_probabilities, labels, **metric_args),
-        },
-        **decision,
-    }
+    metrics = final.metrics
     accelerator.log(
         {
             f"best_{split}_{key}": value
@@ -634,10 +406,17 @@ def run_training(
     # Without Accelerate's autocast wrapper: what is saved and reloaded is what gets compared.
     built.model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     outcome = TrainingOutcome(
-        accelerator, built, metrics, test_probabilities, loop.history, loop.best_step, loop.step, seconds
+        accelerator,
+        built,
+        metrics,
+        final.test_probabilities,
+        loop.history,
+        loop.best_step,
+        loop.step,
+        seconds,
     )
-    outcome.full_state, outcome.raw_test_probabilities = full_state, raw_test
-    outcome.validation_probabilities = validation_probabilities
+    outcome.full_state, outcome.raw_test_probabilities = full_state, final.raw_test_probabilities
+    outcome.validation_probabilities = final.validation_probabilities
     tokens = total_tokens(loop.tokens, accelerator)
     cost = cost_report(
         built,

@@ -41,7 +41,7 @@ def main() -> None:
     from adapters.data import prepare_data, resolve_data_config
     from adapters.data.tokenize import EpochSeededLengthGroupedSampler, tokenize_splits
     from adapters.modeling import resolve_base_model
-    from adapters.training import metric_kwargs
+    from adapters.scoring import metric_kwargs
 
     recipe = adapters.load_recipe(args.recipe)
     data_config = resolve_data_config(recipe.data)

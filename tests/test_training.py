@@ -8,7 +8,7 @@ import torch
 
 from adapters.data import prepare_data
 from adapters.recipe import load_recipe
-from adapters.training import class_weight_tensor, metric_kwargs, run_training
+from adapters.training import class_weight_tensor, run_training
 from tests.conftest import make_frame
 
 
@@ -103,23 +103,6 @@ def test_class_weights() -> None:
 def test_class_weights_train(recipe_for) -> None:
     outcome = _train(recipe_for(data={"class_weights": "balanced"}, training={"max_steps": 2}))
     assert outcome.steps == 2
-
-
-def test_metric_kwargs_cost_matrix_by_label_name() -> None:
-    recipe = load_recipe("german-credit/lora")
-    kwargs = metric_kwargs(
-        recipe.model_copy(update={"data": recipe.data.model_copy(update={"positive_label": "bad"})}),
-        ["good", "bad"],
-    )
-    assert kwargs == {"positive_label": 1, "threshold": 0.5, "cost_matrix": [[0.0, 1.0], [5.0, 0.0]]}
-
-
-def test_cost_matrix_labels_must_exist() -> None:
-    from adapters.errors import AdaptersUserError
-
-    recipe = load_recipe({"eval": {"cost_matrix": {"yes": {"no": 5}}}})
-    with pytest.raises(AdaptersUserError, match="eval.cost_matrix"):
-        metric_kwargs(recipe, ["good", "bad"])
 
 
 def test_runs_with_different_precision_in_one_process(recipe_for) -> None:
