@@ -43,7 +43,7 @@ _LAZY = {
     "predict": "adapters.api",
     "explain": "adapters.api",
     "load": "adapters.api",
-    "Classifier": "adapters.artifact",
+    "Classifier": "adapters.classifier",
     "MultiAdapter": "adapters.multi",
     "push": "adapters.share",
     "merge_adapter": "adapters.merge",

@@ -17,15 +17,14 @@ import pandas as pd
 
 from adapters.artifact import (
     CHECKPOINTS,
-    Classifier,
     check_output_location,
-    load,
     publish,
     refuse_existing,
     staging_dir,
     staging_path,
     write_artifact,
 )
+from adapters.classifier import Classifier, load
 from adapters.cost import check_energy_country
 from adapters.data import prepare_data, resolve_data_config
 from adapters.data.prepare import to_examples

@@ -28,10 +28,10 @@ import pandas as pd
 from adapters.artifact import (
     check_output_location,
     refuse_existing,
-    sorted_batches,
     staged_output,
     write_json,
 )
+from adapters.classifier import sorted_batches
 from adapters.errors import AdaptersUserError
 
 __all__ = ["ONNX_FILE", "INT8_FILE", "PARITY_FILE", "OnnxClassifier", "export_onnx"]

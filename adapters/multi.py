@@ -1,6 +1,6 @@
 """Several adapters on one base model: load it once, predict with any adapter, or with one per row.
 
-N artifacts loaded as N :class:`~adapters.artifact.Classifier` objects hold N copies of the base model's
+N artifacts loaded as N :class:`~adapters.classifier.Classifier` objects hold N copies of the base model's
 weights. A :class:`MultiAdapter` holds one: PEFT keeps each adapter's own small weights (LoRA matrices,
 its copy of the task head) beside the shared base and switches between them. A call that routes rows to
 different adapters runs one forward pass for all of them where PEFT can mix adapters in a batch
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adapters.artifact import Classifier
+from adapters.classifier import Classifier
 from adapters.errors import AdaptersUserError
 from adapters.heads import with_question
 from adapters.hub import artifact_dir, quiet_loading

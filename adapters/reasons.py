@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adapters.artifact import Classifier
+from adapters.classifier import Classifier
 from adapters.data.labels import cell
 from adapters.errors import AdaptersUserError
 from adapters.heads import with_question

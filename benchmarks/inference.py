@@ -98,7 +98,7 @@ def main() -> None:
 
     import torch
 
-    from adapters.artifact import sorted_batches
+    from adapters.classifier import sorted_batches
     from adapters.export import roc_auc
 
     torch.set_num_threads(args.threads)
