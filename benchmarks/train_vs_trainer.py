@@ -148,6 +148,32 @@ def pair_spec(spec: dict[str, Any], scratch: Path, pair: int) -> tuple[Path, int
     return path, seed
 
 
+def earlier_runs(path: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The complete pairs of a saved run that ``spec`` may extend: same overrides, data and CPU."""
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    here, there = machine(), saved["machine"]
+    differences = [
+        key
+        for key, value in (
+            ("overrides", spec["overrides"] != saved["overrides"]),
+            ("data", spec["data_sha256"] != saved["data_sha256"]),
+            *(
+                (key, here.get(key) != there.get(key))
+                for key in ("cpu_model", "cpu_family_model_stepping", "torch")
+            ),
+        )
+        if value
+    ]
+    if differences:
+        raise SystemExit(
+            f"{path}: not the same benchmark here ({', '.join(differences)} differ); start a new run"
+        )
+    complete = {run["pair"] for run in saved["runs"] if run["system"] == SYSTEMS[-1]}
+    if complete != set(range(len(complete))):
+        raise SystemExit(f"{path}: pairs {sorted(complete)} are not 0..n-1")
+    return [run for run in saved["runs"] if run["pair"] in complete]
+
+
 def run_worker(system: str, spec_path: Path, index: int, threads: int) -> dict[str, Any]:
     """One run of ``system`` in a fresh process; its record, with the process's wall seconds."""
     scratch = spec_path.parent
@@ -293,6 +319,12 @@ def main() -> None:
         metavar="PATH",
         help="report the finished pairs of a cut-off run from its .partial.json instead of training",
     )
+    parser.add_argument(
+        "--continue-from",
+        metavar="PATH",
+        help="add --pairs more pairs (the next seeds) to a finished run's JSON and report all of them: the "
+        "same recipe, overrides and data, refused on another CPU (a session too short for enough pairs)",
+    )
     parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -322,14 +354,15 @@ def main() -> None:
             elif args.model:
                 overrides.append(f"model.name_or_path={args.model}")
             spec = write_spec(args, overrides, scratch)
+            runs = earlier_runs(args.continue_from, spec) if args.continue_from else []
+            first_pair = len({run["pair"] for run in runs})
             print(
                 f"{args.recipe} {' '.join(overrides)}\nrows {spec['rows']}, model {spec['model_path']}, "
                 f"{args.pairs} pair(s), {args.threads} thread(s)",
                 flush=True,
             )
-            runs = []
             partial = Path(args.output).with_suffix(".partial.json")  # what a cut-off benchmark leaves
-            for pair in range(args.pairs):
+            for pair in range(first_pair, first_pair + args.pairs):
                 spec_path, seed = pair_spec(spec, scratch, pair)
                 for system in SYSTEMS:
                     record = run_worker(system, spec_path, len(runs), args.threads)
@@ -345,6 +378,7 @@ def main() -> None:
                         f"({last.get('epoch', '?')} epochs), end to end {record['end_to_end_seconds']:.1f}s",
                         flush=True,
                     )
+    args.pairs = len({run["pair"] for run in runs})
     mismatched = [run["system"] for run in runs if run["data_sha256"] != spec["data_sha256"]]
     if mismatched:
         raise SystemExit(f"the systems did not see the same data: {mismatched}")
