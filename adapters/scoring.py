@@ -151,23 +151,15 @@ def model_inputs(batch: dict[str, torch.Tensor], names: list[str]) -> dict[str, 
 
 
 @torch.no_grad()
-def predict_probabilities(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_probabilities(scorer: Scorer, loader: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """Scores in row order (class or label probabilities, or numbers), the true labels and the mean
     loss, gathered over processes."""
-    model.eval()
+    problem_type, scale = scorer.problem_type, scorer.scale
     probabilities, labels, positions, losses = [], [], [], []
     for batch in loader:
-        logits = class_logits(model, model_inputs(batch, input_names), answer_ids).float()
+        logits = scorer.logits(batch, scorer.answer_ids)
         loss = task_loss(logits, batch["labels"], problem_type, reduction="none", scale=scale)
-        gathered = accelerator.gather_for_metrics(
+        gathered = scorer.accelerator.gather_for_metrics(
             (to_scores(logits, problem_type, scale), batch["labels"], batch["row_index"], loss)
         )
         for bucket, value in zip((probabilities, labels, positions, losses), gathered, strict=True):
@@ -181,22 +173,14 @@ def predict_probabilities(
 
 
 @torch.no_grad()
-def predict_tags(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_tags(scorer: Scorer, loader: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """Token classification: per row, the tag probabilities (words, tags) of its scored words and their
     true tags (object arrays in row order), and the mean loss; batches padded alike across processes."""
-    model.eval()
+    accelerator = scorer.accelerator
     rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     losses = []
     for batch in loader:
-        logits = class_logits(model, model_inputs(batch, input_names), None).float()
+        logits = scorer.logits(batch, None)
         loss = task_loss(logits, batch["labels"], None, reduction="none")
         probabilities = accelerator.pad_across_processes(logits.softmax(-1), dim=1)
         labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
@@ -215,22 +199,13 @@ def predict_tags(
 
 
 @torch.no_grad()
-def predict_response_loss(
-    model: Any,
-    loader: Any,
-    accelerator: Accelerator,
-    input_names: list[str],
-    answer_ids: list[int] | None = None,
-    problem_type: str | None = None,
-    scale: tuple[float, float] = (0.0, 1.0),
-) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_response_loss(scorer: Scorer, loader: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """SFT: per row (summed response-token loss, response tokens) in row order, and the mean loss."""
-    model.eval()
     rows, positions = [], []
     for batch in loader:
-        logits = class_logits(model, model_inputs(batch, input_names), None).float()
+        logits = scorer.logits(batch, None)
         pair = torch.stack(token_loss_sums(logits, batch["labels"], next_token=True), dim=-1)
-        pair, position = accelerator.gather_for_metrics((pair, batch["row_index"]))
+        pair, position = scorer.accelerator.gather_for_metrics((pair, batch["row_index"]))
         rows.append(pair.cpu())
         positions.append(position.cpu())
     pairs = torch.cat(rows)[torch.cat(positions).argsort()].numpy()
@@ -255,15 +230,12 @@ class Scorer:
             predict = {"token_classification": predict_tags, "sft": predict_response_loss}.get(
                 self.task, predict_probabilities
             )
-        return predict(
-            self.model,
-            loader,
-            self.accelerator,
-            self.input_names,
-            self.answer_ids,
-            self.problem_type,
-            self.scale,
-        )
+        self.model.eval()
+        return predict(self, loader)
+
+    def logits(self, batch: dict[str, torch.Tensor], answer_ids: list[int] | None) -> torch.Tensor:
+        """The model's float32 logits for one batch (at ``answer_ids`` for a verbalizer head)."""
+        return class_logits(self.model, model_inputs(batch, self.input_names), answer_ids).float()
 
 
 class FinalScores(NamedTuple):
