@@ -168,10 +168,17 @@ def earlier_runs(path: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
         raise SystemExit(
             f"{path}: not the same benchmark here ({', '.join(differences)} differ); start a new run"
         )
-    complete = {run["pair"] for run in saved["runs"] if run["system"] == SYSTEMS[-1]}
-    if complete != set(range(len(complete))):
-        raise SystemExit(f"{path}: pairs {sorted(complete)} are not 0..n-1")
-    return [run for run in saved["runs"] if run["pair"] in complete]
+    runs = complete_pairs(saved["runs"])
+    pairs = sorted({run["pair"] for run in runs})
+    if pairs != list(range(len(pairs))):
+        raise SystemExit(f"{path}: pairs {pairs} are not 0..n-1")
+    return runs
+
+
+def complete_pairs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs of the pairs whose both systems finished (the last system of a pair runs last)."""
+    complete = {run["pair"] for run in runs if run["system"] == SYSTEMS[-1]}
+    return [run for run in runs if run["pair"] in complete]
 
 
 def run_worker(system: str, spec_path: Path, index: int, threads: int) -> dict[str, Any]:
@@ -338,9 +345,8 @@ def main() -> None:
 
     if args.report_partial:  # the pairs a cut-off run finished, reported as a whole run would be
         saved = json.loads(Path(args.report_partial).read_text(encoding="utf-8"))
-        spec, complete = saved["spec"], {run["pair"] for run in saved["runs"] if run["system"] == SYSTEMS[-1]}
-        runs = [run for run in saved["runs"] if run["pair"] in complete]
-        args.pairs, args.threads = len(complete), spec["threads"]
+        spec, runs = saved["spec"], complete_pairs(saved["runs"])
+        args.threads = spec["threads"]
     else:
         with tempfile.TemporaryDirectory(prefix="train-vs-trainer-") as scratch:
             scratch = Path(scratch)

@@ -1,4 +1,5 @@
-"""Metric options shared by every scored system: positive class, cut-off, cost matrix by label name."""
+"""Metric options shared by every scored system (positive class, cut-off, cost matrix by label name), and
+the calibration and cut-off fitted on validation."""
 
 from __future__ import annotations
 
