@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument(
         "--fractions", default="0.05,0.1,0.25,0.5,1.0", help="fractions of the training labels"
     )
-    curve.add_argument("--seeds", default="3", help="draws per fraction (a count) or seeds (comma-separated)")
+    curve.add_argument(
+        "--seeds",
+        default="3",
+        help="draws per fraction: a count (3: seeds 0, 1, 2) or the seeds, comma-separated "
+        "(1,2,5; one seed: 5,)",
+    )
     curve.add_argument("--draws-small", type=int, default=10, help="draws at fractions <= 0.1 (default 10)")
     curve.add_argument("--baselines", action="store_true", help="classical baselines on the same draws")
     curve.add_argument("--stack", action="store_true", help="also the adapter blended with the best baseline")
@@ -329,8 +334,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"artifact: {result.output_dir}")
             return _fairness_exit(result.summary.get("fairness"), args.strict, "fairness.json")
     elif args.command == "curve":
-        from adapters.learning_curve import curve
+        from adapters.learning_curve import curve, draw_seeds, parse_fractions, parse_seeds
 
+        seeds = parse_seeds(args.seeds)
+        for fraction in parse_fractions(args.fractions):  # "--seeds 2" is a count: say which draws run
+            chosen = draw_seeds(fraction, seeds, args.draws_small)
+            print(f"fraction {fraction:g}: seeds {', '.join(map(str, chosen))}", file=sys.stderr)
         result = curve(
             args.recipe,
             args.overrides,

@@ -9,17 +9,23 @@ of mirroring them here.
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from adapters.errors import AdaptersUserError
 from adapters.methods import MethodConfig, check_method_for_task, method_types
+from adapters.recipe.base import Section, label_name
+from adapters.recipe.evaluation import (
+    LOWER_IS_BETTER,
+    TASK_METRICS,
+    EvalConfig,
+    FairnessAttributeConfig,
+)
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
@@ -36,65 +42,14 @@ __all__ = [
     "CardConfig",
     "LOWER_IS_BETTER",
     "TASK_METRICS",
-    "load_recipe",
-    "list_recipes",
-    "recipe_dirs",
-    "parse_overrides",
 ]
 
 DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
-LOWER_IS_BETTER = frozenset(
-    {"log_loss", "brier", "ece", "expected_cost", "loss", "mse", "rmse", "mae", "perplexity"}
-)
 
-# Default metrics and primary metric of the tasks other than classification.
-TASK_METRICS = {
-    "multi_label": (
-        ("f1_micro", "f1_macro", "precision_micro", "recall_micro", "subset_accuracy"),
-        "f1_micro",
-    ),
-    "regression": (("mse", "rmse", "mae", "r2"), "r2"),
-    "token_classification": (
-        ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
-        "entity_f1",
-    ),
-    "sft": (("perplexity",), "perplexity"),
-}
-
-DEFAULT_METRICS = [
-    "roc_auc",
-    "pr_auc",
-    "gini",
-    "ks",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "f1_macro",
-    "log_loss",
-    "brier",
-    "ece",
-    "expected_cost",
-]
-
-
-def _label(value: Any) -> str:
-    """Label names are strings; numbers are accepted (CSV labels 0/1), YAML booleans are refused."""
-    if isinstance(value, bool):
-        raise ValueError(f"label {value!r} was read as a YAML boolean; quote it (e.g. 'yes', 'no')")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class VerbalizerConfig(_Section):
+class VerbalizerConfig(Section):
     """Classification by a causal LM: a question after the text, one answer word per label (TabLLM-style).
 
     The class scores are the next-token logits of the label words' first tokens; training minimises the
@@ -107,10 +62,10 @@ class VerbalizerConfig(_Section):
     @field_validator("words", mode="before")
     @classmethod
     def _label_keys(cls, value: Any) -> Any:
-        return {_label(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+        return {label_name(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """The base model: a Hub id or local directory.
 
     ``head: classifier`` adds a sequence-classification head (AutoModelForSequenceClassification);
@@ -132,7 +87,7 @@ class ModelConfig(_Section):
     init_adapter: str | None = None
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where rows come from, how a row becomes text, and how rows are split and sub-sampled."""
 
     source: str = "south_german_credit"
@@ -168,12 +123,12 @@ class DataConfig(_Section):
     @field_validator("label_names", mode="before")
     @classmethod
     def _label_strings(cls, value: Any) -> Any:
-        return [_label(item) for item in value] if isinstance(value, list) else value
+        return [label_name(item) for item in value] if isinstance(value, list) else value
 
     @field_validator("positive_label", mode="before")
     @classmethod
     def _positive_string(cls, value: Any) -> Any:
-        return None if value is None else _label(value)
+        return None if value is None else label_name(value)
 
     @model_validator(mode="after")
     def _text_or_template(self) -> DataConfig:
@@ -184,7 +139,7 @@ class DataConfig(_Section):
         return self
 
 
-class PrivacyConfig(_Section):
+class PrivacyConfig(Section):
     """Differentially private training (DP-SGD with Opacus, extra [dp]) of the trainable parameters only.
 
     ``delta`` None means 1/n (n training rows); the noise is calibrated so the accountant's spent epsilon
@@ -197,7 +152,7 @@ class PrivacyConfig(_Section):
     accountant: Literal["prv", "rdp"] = "prv"
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     """The optimisation loop; Accelerate owns devices and processes, so none of that appears here."""
 
     epochs: float = Field(3, gt=0)
@@ -258,87 +213,7 @@ class TrainingConfig(_Section):
         return value
 
 
-class FairnessAttributeConfig(_Section):
-    """A protected attribute for the fairness report: a column of the data and how its values group.
-
-    A numeric column is cut at ``bins`` (``[25]``: below 25 / 25 and over) into groups named ``labels``;
-    any other column groups by its values. ``not_reported`` names why the attribute is listed but not
-    split (e.g. the data cannot recover it), which the report then states instead of a wrong split.
-    """
-
-    column: str
-    bins: list[float] | None = None
-    labels: list[str] | None = None
-    not_reported: str | None = None
-    # Groups with fewer test rows are shown with their n but left out of the gaps (parity, equalized
-    # odds): in a group of 4 rows one applicant moves a rate by 0.25, which is noise, not a finding.
-    min_group_size: int = Field(20, ge=1)
-
-    @model_validator(mode="after")
-    def _labels_fit_bins(self) -> FairnessAttributeConfig:
-        if self.bins is not None and (not self.bins or sorted(set(self.bins)) != self.bins):
-            raise ValueError("eval.fairness: bins must be one or more increasing numbers, e.g. [25]")
-        if self.labels is not None and (self.bins is None or len(self.labels) != len(self.bins) + 1):
-            raise ValueError("eval.fairness: labels needs bins, and one label more than bins")
-        return self
-
-
-class EvalConfig(_Section):
-    """Metrics computed on validation (model selection) and test (the reported figure), and the decision
-    settings fitted on validation after training: calibration and threshold."""
-
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
-    primary_metric: str = "roc_auc"
-    # A fixed cut-off on P(positive), or a rule applied on validation: max_f1, min_cost (needs cost_matrix).
-    threshold: float | Literal["max_f1", "min_cost"] = 0.5
-    cost_matrix: dict[str, dict[str, float]] | None = None
-    # Fitted on validation after training, saved in config.json, applied by predict_proba.
-    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
-    fairness: list[FairnessAttributeConfig] = Field(default_factory=list)
-    # Largest demographic-parity or equalized-odds gap tolerated; above it: a warning (--strict: exit 3)
-    fairness_max_gap: float | None = Field(None, gt=0, le=1)
-
-    @field_validator("threshold")
-    @classmethod
-    def _threshold_inside(cls, value: float | str) -> float | str:
-        if isinstance(value, float) and not 0 < value < 1:
-            raise ValueError("eval.threshold must lie strictly between 0 and 1, or be max_f1 or min_cost")
-        return value
-
-    @field_validator("cost_matrix", mode="before")
-    @classmethod
-    def _string_keys(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                _label(k): ({_label(p): c for p, c in row.items()} if isinstance(row, dict) else row)
-                for k, row in value.items()
-            }
-        return value
-
-    @model_validator(mode="after")
-    def _primary_is_computed(self) -> EvalConfig:
-        if "expected_cost" in self.metrics and not self.cost_matrix:
-            if "metrics" in self.model_fields_set:
-                raise ValueError(
-                    "eval.metrics has expected_cost but eval.cost_matrix is not set "
-                    "(e.g. cost_matrix: {bad: {good: 5}, good: {bad: 1}})"
-                )
-            self.metrics = [name for name in self.metrics if name != "expected_cost"]
-        if self.threshold == "min_cost" and not self.cost_matrix:
-            raise ValueError("eval.threshold: min_cost needs eval.cost_matrix")
-        if self.primary_metric != "loss" and self.primary_metric not in self.metrics:
-            raise ValueError(
-                f"eval.primary_metric {self.primary_metric!r} is not in eval.metrics "
-                f"({', '.join(self.metrics)}) and is not 'loss'"
-            )
-        return self
-
-    @property
-    def greater_is_better(self) -> bool:
-        return self.primary_metric not in LOWER_IS_BETTER
-
-
-class CardConfig(_Section):
+class CardConfig(Section):
     """What the model card says beyond the measured facts: licence and the uses it is meant for."""
 
     license: str | None = None  # None: the base model's licence when known, else "other"
@@ -346,7 +221,7 @@ class CardConfig(_Section):
     out_of_scope_use: str | None = None
 
 
-class Recipe(_Section):
+class Recipe(Section):
     """A whole recipe. ``Recipe()`` is the default German-credit LoRA recipe's schema defaults."""
 
     name: str = "recipe"
@@ -471,149 +346,3 @@ def _explain(exc: ValidationError) -> str:
     if error["type"] == "value_error":
         return message if key in message else f"{key}: {message}"
     return f"{key}: {message} (got {error.get('input')!r})"
-
-
-def recipe_dirs() -> list[Path]:
-    """Where named recipes live: inside an installed wheel, or ``recipes/`` of a source checkout."""
-    package_dir = Path(__file__).resolve().parent
-    candidates = [package_dir / "_recipes", package_dir.parent / "recipes"]
-    return [path for path in candidates if path.is_dir()]
-
-
-def list_recipes() -> dict[str, Path]:
-    """Built-in recipe names (``german-credit/lora``) mapped to their YAML files."""
-    found: dict[str, Path] = {}
-    for root in recipe_dirs():
-        for path in sorted(root.rglob("*.yaml")):
-            name = path.relative_to(root).with_suffix("").as_posix()
-            if not name.startswith("accelerate/"):
-                found.setdefault(name, path)
-    return found
-
-
-def _resolve_path(recipe: str | Path) -> Path:
-    path = Path(recipe)
-    if path.is_file():
-        return path
-    builtin = list_recipes()
-    name = str(recipe).removesuffix(".yaml").removeprefix("recipes/")
-    if name in builtin:
-        return builtin[name]
-    raise AdaptersUserError(
-        f"no such recipe file or built-in recipe; built-ins: {', '.join(builtin)}", where=str(recipe)
-    )
-
-
-def _override_pairs(items: Iterable[str] | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
-    if items is None:
-        return []
-    if isinstance(items, Mapping):
-        return list(items.items())
-    pairs = []
-    for item in items:
-        if "=" not in item:
-            raise AdaptersUserError("an override must look like section.key=value", where=item)
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            raise AdaptersUserError("the value is not valid YAML", where=item) from None
-        pairs.append((key.strip(), value))
-    return pairs
-
-
-def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested dict; the value replaces what was there (a dict is not merged)."""
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = target.get(part)
-        if child is None:
-            child = target[part] = {}
-        if not isinstance(child, dict):
-            raise AdaptersUserError(f"{part!r} is a value, not a section", where=key)
-        target = child
-    target[parts[-1]] = value
-
-
-def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``["training.epochs=2", "method.r=8"]`` or ``{"training.epochs": 2}`` → a nested dict.
-
-    Values given as strings are parsed as YAML, so ``[query,value]``, ``true`` and ``1e-4`` get their
-    natural types.
-    """
-    nested: dict[str, Any] = {}
-    for key, value in _override_pairs(items):
-        _set_dotted(nested, key, value)
-    return nested
-
-
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _source_beside_recipe(raw: dict[str, Any], path: Path) -> None:
-    """A relative ``data.source`` in a recipe file names a file or directory beside the recipe when one is
-    there (made absolute), else it stays relative to the working directory.
-
-    So a recipe and its data move together and the built-in recipes find their data from any directory,
-    also inside an installed wheel. Overrides (``data.source=...``) are typed relative to the shell's
-    directory and are applied after this, unchanged.
-    """
-    data = raw.get("data")
-    if not isinstance(data, dict) or data.get("format") in ("builtin", "hub"):
-        return
-    source = data.get("source")
-    if not isinstance(source, str) or not source.strip() or Path(source).is_absolute():
-        return
-    try:
-        beside = (path.parent / source).resolve()
-        moved = beside.exists() and beside != Path(source).resolve()  # same place as from the cwd: as is
-    except (OSError, ValueError):  # not a usable path (NUL byte, too long): the reader reports it
-        return
-    if moved:
-        data["source"] = str(beside)
-
-
-def load_recipe(
-    recipe: str | Path | Mapping[str, Any] | Recipe | None = None,
-    overrides: Iterable[str] | Mapping[str, Any] | None = None,
-    **sections: Any,
-) -> Recipe:
-    """Load a recipe (file path, built-in name, dict or Recipe) and apply overrides.
-
-    ``overrides`` takes dotted keys (CLI style); ``sections`` takes whole sections as keyword arguments,
-    e.g. ``load_recipe("german-credit/lora", training={"epochs": 1})``.
-    """
-    where = "recipe"
-    if recipe is None:
-        recipe = "german-credit/lora"
-    if isinstance(recipe, Recipe):
-        raw = recipe.to_dict()
-    elif isinstance(recipe, Mapping):
-        raw = copy.deepcopy(dict(recipe))  # overrides must not write into the caller's dict
-    else:
-        path = _resolve_path(recipe)
-        where = str(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise AdaptersUserError(
-                f"invalid YAML ({getattr(exc, 'problem', exc)})", where=f"{path}{line}"
-            ) from None
-        if not isinstance(raw, dict):
-            raise AdaptersUserError("a recipe must be a YAML mapping of sections", where=where)
-        default_name = path.stem if path.parent.name in ("", ".") else f"{path.parent.name}-{path.stem}"
-        raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]+", "-", default_name).strip("-._") or "recipe")
-        _source_beside_recipe(raw, path)
-    raw = _merge(raw, sections)
-    for key, value in _override_pairs(overrides):
-        _set_dotted(raw, key, value)
-    return Recipe.from_dict(raw, where=where)
