@@ -155,7 +155,13 @@ def _model_checks(recipe: Any, label_names: list[str], kind: str, processes: int
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from adapters.modeling import _check_has_head, auto_model_class, head_plan, model_kind, resolve_base_model
+    from adapters.base_model import (
+        auto_model_class,
+        check_has_head,
+        head_plan,
+        model_kind,
+        resolve_base_model,
+    )
 
     model = recipe.model
     checks: list[Check] = []
@@ -165,7 +171,7 @@ def _model_checks(recipe: Any, label_names: list[str], kind: str, processes: int
     try:
         base_config = AutoConfig.from_pretrained(load_path, **common, **model.config_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(load_path, **common)
-        _check_has_head(base_config, model.name_or_path, model_kind(recipe.task, verbalizer))
+        check_has_head(base_config, model.name_or_path, model_kind(recipe.task, verbalizer))
     except AdaptersUserError as exc:
         return [Check("model", "FAIL", str(exc))]
     except Exception as exc:  # unreachable Hub, missing files, unknown model type
@@ -251,7 +257,8 @@ def _trainable_on_meta(recipe: Any, skeleton: Any, heads: list[str], checks: lis
 
     import peft
 
-    from adapters.modeling import _peft_error, build_peft_config, model_kind, peft_task_type
+    from adapters.base_model import model_kind, peft_task_type
+    from adapters.modeling import _peft_error, build_peft_config
 
     try:
         config = build_peft_config(
@@ -304,8 +311,8 @@ def _quantization_checks(quantization: str, kind: str, cuda: bool) -> list[Check
 
 def _hub_check(recipe: Any) -> Check:
     """Whether the recipe needs the Hub, and whether it is reachable (a short request, or offline mode)."""
+    from adapters.base_model import resolve_base_model
     from adapters.hub import looks_like_hub_id
-    from adapters.modeling import resolve_base_model
 
     needs = [name for name in (recipe.model.name_or_path,) if looks_like_hub_id(resolve_base_model(name)[0])]
     if recipe.data.format == "hub" or (

@@ -196,7 +196,7 @@ class MultiAdapter:
     ) -> None:
         from transformers import AutoTokenizer
 
-        from adapters.modeling import _pad_left
+        from adapters.base_model import pad_left
         from adapters.reload import load_adapter_model
 
         self.sources = read_sources(named_directories(adapters))
@@ -223,7 +223,7 @@ class MultiAdapter:
             if source is not first:
                 remote = source.recipe.model.trust_remote_code
                 tokenizer = AutoTokenizer.from_pretrained(source.directory, trust_remote_code=remote)
-                tokenizer = _pad_left(tokenizer) if source.config.get("verbalizer") else tokenizer
+                tokenizer = pad_left(tokenizer) if source.config.get("verbalizer") else tokenizer
                 key = _tokenizer_key(tokenizer)
                 tokenizer = tokenizers.setdefault(key, tokenizer) if key is not None else tokenizer
             self._classifiers[source.name] = Classifier(source.directory, model=model, tokenizer=tokenizer)

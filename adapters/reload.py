@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from adapters.base_model import auto_model_class, model_kind, pad_left, resolve_base_model
 from adapters.hub import quiet_loading
-from adapters.modeling import _pad_left, auto_model_class, model_kind, resolve_base_model
 from adapters.quantization import DTYPES, disable_avx512bf16, quantization_config
 from adapters.recipe import ModelConfig
 
@@ -76,4 +76,4 @@ def load_adapter_model(
         model.to(device)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir, trust_remote_code=remote)
-    return model, _pad_left(tokenizer) if verbalizer is not None else tokenizer
+    return model, pad_left(tokenizer) if verbalizer is not None else tokenizer

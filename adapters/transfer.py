@@ -46,7 +46,7 @@ def start_config(directory: Path, recipe_config: Any) -> Any:
             f"{recipe_config.peft_type.value}; set method.type to match it",
             _WHERE,
         )
-    from adapters.modeling import resolve_base_model
+    from adapters.base_model import resolve_base_model
 
     same_base = {
         resolve_base_model(str(name))[0]

@@ -38,9 +38,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     import adapters
+    from adapters.base_model import resolve_base_model
     from adapters.data import prepare_data, resolve_data_config
     from adapters.data.tokenize import EpochSeededLengthGroupedSampler, tokenize_splits
-    from adapters.modeling import resolve_base_model
     from adapters.scoring import metric_kwargs
 
     recipe = adapters.load_recipe(args.recipe)

@@ -217,7 +217,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(record, indent=2))
         return
 
-    from adapters.modeling import resolve_base_model
+    from adapters.base_model import resolve_base_model
 
     sizes = sorted(int(size) for size in args.sizes.split(","))
     if sizes[0] < 4 * args.eval_rows:

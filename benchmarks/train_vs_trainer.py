@@ -93,7 +93,7 @@ def resolved_recipe(recipe: str, overrides: list[str]) -> Any:
 
 def write_spec(args: argparse.Namespace, overrides: list[str], scratch: Path) -> dict[str, Any]:
     """Prepare the data with the library, save it for the trainer, and describe both systems' settings."""
-    from adapters.modeling import resolve_base_model
+    from adapters.base_model import resolve_base_model
     from adapters.scoring import metric_kwargs
 
     recipe, prepared = resolved_recipe(args.recipe, overrides)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from adapters.base_model import new_module_names
 from adapters.errors import AdaptersUserError
-from adapters.modeling import build_model, build_peft_config, new_module_names
+from adapters.modeling import build_model, build_peft_config
 from adapters.quantization import quantization_config
 from adapters.recipe import MethodConfig, ModelConfig
 
