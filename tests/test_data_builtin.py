@@ -171,15 +171,15 @@ def test_known_counts_from_source_notes() -> None:
 
 def test_every_code_table_entry_is_phrased() -> None:
     """Each meaning in codetable.txt and each A-code in german.doc has a phrase (none silently missing)."""
-    from adapters.data import builtin
+    from adapters.data import builtin, credit_wording
 
     table = builtin._parse_codetable(builtin._read_package_text("south_german_credit", "codetable.txt"))
     assert set(table) == {*ATTRIBUTE_COLUMNS, "credit_risk"}
     assert {c for c, codes in table.items() if not codes} == set(ALWAYS_NUMERIC)
     for column, codes in table.items():
-        assert set(codes.values()) == set(builtin._SOUTH_GERMAN_PHRASES.get(column, {})), column
+        assert set(codes.values()) == set(credit_wording.SOUTH_GERMAN_PHRASES.get(column, {})), column
     doc = builtin._read_package_text("statlog_german_credit", "german.doc")
-    assert set(re.findall(r"\b(A\d{2,3}) :", doc)) == set(builtin._STATLOG_PHRASES)
+    assert set(re.findall(r"\b(A\d{2,3}) :", doc)) == set(credit_wording.STATLOG_PHRASES)
 
 
 def test_package_files_match_recorded_checksums() -> None:
