@@ -121,8 +121,11 @@ class Classifier:
         """
         import torch
 
+        from adapters.first_token import first_token_only
+
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
-        with torch.no_grad():
+        # The head reads the first token: the last layer computes only it (same logits, ~14 % fewer FLOPs).
+        with torch.no_grad(), first_token_only(self.model):
             for chunk in sorted_batches(texts, batch_size):
                 encoded = self.encode([texts[i] for i in chunk])
                 encoded = {key: value.to(self.device) for key, value in encoded.items()}

@@ -17,13 +17,20 @@ keeps the full layer).
 
 from __future__ import annotations
 
+import contextlib
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["last_layer_if_first_token_read", "restore_full_last_layer", "use_first_token_last_layer"]
+__all__ = [
+    "first_token_only",
+    "last_layer_if_first_token_read",
+    "restore_full_last_layer",
+    "use_first_token_last_layer",
+]
 
 # Sequence classifiers whose head reads only position 0 of the last hidden state, with BERT's layer layout
 # (attention.self.{query,key,value}, attention.output, feed_forward_chunk).
@@ -108,3 +115,18 @@ def use_first_token_last_layer(model: nn.Module) -> nn.Module | None:
 def restore_full_last_layer(layer: nn.Module) -> None:
     """Undo :func:`use_first_token_last_layer`: the layer's class forward again, every position."""
     del layer.forward
+
+
+@contextlib.contextmanager
+def first_token_only(model: nn.Module) -> Iterator[None]:
+    """The first-token last layer for the duration of a ``with`` block (prediction: logits only), then the
+    full layer again; where it does not apply, or is already on (a model inside training), nothing changes."""
+    layer = last_layer_if_first_token_read(model)
+    if layer is None or "forward" in vars(layer):
+        yield
+        return
+    use_first_token_last_layer(model)
+    try:
+        yield
+    finally:
+        restore_full_last_layer(layer)

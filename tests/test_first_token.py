@@ -135,3 +135,24 @@ def test_training_with_and_without_gives_the_same_model(tmp_path, recipe_for, mo
     assert restored == [True]  # patched once (the first run), restored once
     assert scores[True].shape == scores[False].shape and scores[True].size > 0
     assert abs(scores[True] - scores[False]).max() < 1e-4
+
+
+def test_first_token_only_is_undone_and_leaves_a_running_swap_alone() -> None:
+    """Prediction uses the swap inside a ``with`` block: the same logits, the full layer afterwards; a model
+    already swapped (inside training) keeps its swap when the block ends."""
+    from adapters.first_token import first_token_only
+
+    model = lora_classifier("bert").eval()
+    batch = padded_batch()
+    layer = last_layer_if_first_token_read(model)
+    with torch.no_grad():
+        full = model(**batch).logits
+        with first_token_only(model):
+            assert "forward" in vars(layer)
+            torch.testing.assert_close(model(**batch).logits, full, rtol=1e-5, atol=1e-6)
+        assert "forward" not in vars(layer)
+        use_first_token_last_layer(model)
+        with first_token_only(model):
+            pass
+        assert "forward" in vars(layer)
+    restore_full_last_layer(layer)

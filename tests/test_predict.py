@@ -77,3 +77,26 @@ def test_batch_rows_must_be_positive(artifact: Path, tmp_path: Path) -> None:
         )
         == 2
     )
+
+
+def test_the_classifier_predicts_with_the_first_token_layer(artifact: Path, monkeypatch) -> None:
+    """``Classifier.logits`` runs the last layer for the first token only (its forward sees each row once,
+    with one query position) and gives the probabilities of the full layer; the model is whole afterwards."""
+    import adapters.first_token as first_token
+
+    classifier = adapters.load(artifact)
+    texts = ["a short text", "a somewhat longer text with more words in it", "mid length text here"]
+    rows_seen = []
+    original = first_token._first_token_forward
+
+    def counted(layer, hidden_states, *args, **kwargs):
+        rows_seen.append(hidden_states.shape[0])
+        return original(layer, hidden_states, *args, **kwargs)
+
+    monkeypatch.setattr(first_token, "_first_token_forward", counted)
+    swapped = classifier.predict_proba(texts)
+    layer = first_token.last_layer_if_first_token_read(classifier.model)
+    assert sum(rows_seen) == len(texts) and "forward" not in vars(layer)
+    monkeypatch.setattr(first_token, "last_layer_if_first_token_read", lambda model: None)
+    full = classifier.predict_proba(texts)
+    assert sum(rows_seen) == len(texts) and abs(swapped - full).max() < 1e-5
