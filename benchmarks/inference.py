@@ -1,11 +1,12 @@
-"""Inference speed on CPU: unmerged PEFT vs merged torch vs ONNX fp32 vs ONNX int8, same rows, same batches.
+"""Inference speed on CPU: unmerged PEFT (full last layer, and first token only) vs merged torch vs ONNX fp32
+vs ONNX int8, same rows, same batches.
 
     python benchmarks/inference.py [--adapter DIR] [--threads 2] [--batch-size 64] [--repeats 5] [overrides]
 
 Without ``--adapter`` a quick adapter of ``german-credit/lora`` is trained first (``training.epochs=1``
-plus any overrides) in a temporary directory: the speed of the four paths does not depend on how well the
+plus any overrides) in a temporary directory: the speed of the five paths does not depend on how well the
 adapter is trained, their ROC-AUC differences barely do. Every path scores the recipe's test split in the
-same length-sorted batches, tokenized once beforehand (tokenization is the same for all four and is not
+same length-sorted batches, tokenized once beforehand (tokenization is the same for all five and is not
 timed). Each repeat times one full pass of every path, in a rotated order, so a slow moment of a shared
 machine hits all paths alike; ratios are medians of the per-repeat ratios against the unmerged model.
 Writes ``benchmarks/results/inference.json``.
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 from _common import REPO, machine
 
-PATHS = ("unmerged_peft", "merged_torch", "onnx_fp32", "onnx_int8")
+PATHS = ("unmerged_peft", "unmerged_first_token", "merged_torch", "onnx_fp32", "onnx_int8")
 
 
 def cpu() -> dict[str, Any]:
@@ -52,11 +53,14 @@ def quick_adapter(workdir: Path, overrides: list[str]) -> Path:
 
 def scorers(adapter: Path, onnx_dir: Path, threads: int) -> tuple[dict[str, Any], Any, list[str], np.ndarray]:
     """One scoring function per path (pre-tokenized batch → logits), the classifier, test texts, labels."""
+    import contextlib
+
     import torch
 
     import adapters
     from adapters.data import prepare_data
     from adapters.export import OnnxClassifier, export_onnx
+    from adapters.first_token import first_token_only
     from adapters.merge import merged_model
 
     classifier = adapters.load(adapter, device="cpu")
@@ -68,15 +72,17 @@ def scorers(adapter: Path, onnx_dir: Path, threads: int) -> tuple[dict[str, Any]
         OnnxClassifier(onnx_dir, "model.int8.onnx", threads),
     )
 
-    def torch_logits(model: Any) -> Any:
+    def torch_logits(model: Any, first_token: bool = False) -> Any:
         def run(batch: dict[str, Any]) -> np.ndarray:
-            with torch.no_grad():
+            with torch.no_grad(), first_token_only(model) if first_token else contextlib.nullcontext():
                 return model(**batch["pt"]).logits.float().numpy()
 
         return run
 
     functions = {
         "unmerged_peft": torch_logits(classifier.model),
+        # what Classifier.predict_proba (adapters predict / eval) runs: the last layer for [CLS] only
+        "unmerged_first_token": torch_logits(classifier.model, first_token=True),
         "merged_torch": torch_logits(merged),
         "onnx_fp32": lambda batch: fp32.logits(batch["np"]),
         "onnx_int8": lambda batch: int8.logits(batch["np"]),
@@ -157,7 +163,7 @@ def main() -> None:
         }
         row = rows[path]
         print(
-            f"{path:>13}: {row['rows_per_second']:7.1f} rows/s  x{row['speedup_vs_unmerged']:.2f}  "
+            f"{path:>20}: {row['rows_per_second']:7.1f} rows/s  x{row['speedup_vs_unmerged']:.2f}  "
             f"ROC-AUC {auc:.4f} ({row['roc_auc_minus_unmerged']:+.4f})"
         )
     int8 = rows["onnx_int8"]
