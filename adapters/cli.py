@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -334,26 +335,31 @@ def _run(args: argparse.Namespace) -> int:
             print(f"artifact: {result.output_dir}")
             return _fairness_exit(result.summary.get("fairness"), args.strict, "fairness.json")
     elif args.command == "curve":
-        from adapters.learning_curve import curve, draw_seeds, parse_fractions, parse_seeds
+        from adapters.learning_curve import curve
+        from adapters.learning_curve import logger as curve_logger
 
-        seeds = parse_seeds(args.seeds)
-        for fraction in parse_fractions(args.fractions):  # "--seeds 2" is a count: say which draws run
-            chosen = draw_seeds(fraction, seeds, args.draws_small)
-            print(f"fraction {fraction:g}: seeds {', '.join(map(str, chosen))}", file=sys.stderr)
-        result = curve(
-            args.recipe,
-            args.overrides,
-            fractions=args.fractions,
-            seeds=args.seeds,
-            draws_small=args.draws_small,
-            baselines=args.baselines,
-            stack=args.stack,
-            full_finetune=args.full_finetune,
-            variants={name: changes for name, *changes in args.variant or []},
-            output_dir=args.output,
-            keep_adapters=args.keep_adapters,
-            progress=not args.no_progress,
-        )
+        # The draws each fraction runs, once the settings are checked ("--seeds 2" is a count, "2," a seed).
+        plan = logging.StreamHandler(sys.stderr)
+        plan.setFormatter(logging.Formatter("%(message)s"))
+        curve_logger.addHandler(plan)
+        curve_logger.setLevel(logging.INFO)
+        try:
+            result = curve(
+                args.recipe,
+                args.overrides,
+                fractions=args.fractions,
+                seeds=args.seeds,
+                draws_small=args.draws_small,
+                baselines=args.baselines,
+                stack=args.stack,
+                full_finetune=args.full_finetune,
+                variants={name: changes for name, *changes in args.variant or []},
+                output_dir=args.output,
+                keep_adapters=args.keep_adapters,
+                progress=not args.no_progress,
+            )
+        finally:
+            curve_logger.removeHandler(plan)
         print(f"{len(result.rows)} cells ({result.computed} computed, the rest cached)")
         print(f"curve: {result.output_dir / 'curve.md'} (curve.csv, curve.png beside it)")
     elif args.command == "eval":

@@ -12,6 +12,7 @@ Cells are cached (:mod:`adapters.curve_cells`): an interrupted curve continues w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ import pandas as pd
 
 from adapters.curve_cells import FULL_FINETUNE, VARIANT, CellMaker, is_trained
 from adapters.errors import AdaptersUserError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CurveResult",
@@ -198,6 +201,9 @@ def curve(
         name: _variant(resolved, name, changes) for name, changes in (variants or {}).items()
     }
     target = Path(output_dir) if output_dir is not None else Path(f"outputs/curve-{resolved.name}")
+    for fraction in fraction_list:  # a count and a list of seeds read alike ("2" vs "2,"): say which
+        chosen = draw_seeds(fraction, seed_list, draws_small)
+        logger.info("fraction %g: seeds %s", fraction, ", ".join(map(str, chosen)))
     return run_curve(
         resolved,
         target,

@@ -112,16 +112,3 @@ def test_overrides_after_options_are_accepted() -> None:
     assert result.returncode == 2 and "missing.yaml" in result.stderr and "unrecognized" not in result.stderr
     result = run_cli("train", "missing.yaml", "--bogus")
     assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
-
-
-def test_curve_says_which_seeds_each_fraction_draws(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """``--seeds 2`` is a count (seeds 0 and 1), ``--seeds 2,`` the seed 2: the plan is printed before any
-    training, so a mistaken reading costs nothing (here the recipe is missing: exit 2 after the plan)."""
-    missing = str(tmp_path / "nope.yaml")
-    assert main(["curve", missing, "--fractions", "0.1,0.5", "--seeds", "2", "--draws-small", "3"]) == 2
-    err = capsys.readouterr().err
-    assert "fraction 0.1: seeds 0, 1, 2\n" in err and "fraction 0.5: seeds 0, 1\n" in err
-    assert main(["curve", missing, "--fractions", "0.1", "--seeds", "2,", "--draws-small", "1"]) == 2
-    assert "fraction 0.1: seeds 2\n" in capsys.readouterr().err

@@ -141,7 +141,10 @@ def test_cli_runs_from_the_cache_and_refuses_bad_settings_in_one_line(
     base = ["curve", str(grid["file"]), "--output", str(grid["output"]), "--no-progress"]
     grid_args = ["--fractions", "0.1,1", "--seeds", "0,1", "--draws-small", "2", "--baselines", "--stack"]
     code = main([*base, *grid_args])
-    assert code == 0 and "0 computed" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert code == 0 and "0 computed" in captured.out
+    # which draws run is said before any work ("--seeds 2" would be a count, "2," the seed 2)
+    assert "fraction 0.1: seeds 0, 1\nfraction 1: seeds 0, 1\n" in captured.err
     threads = ["curve", str(grid["file"]), "training.num_threads=1", *base[2:]]  # speed, not the cell
     assert main([*threads, *grid_args]) == 0 and "0 computed" in capsys.readouterr().out
     for bad in (["--fractions", "0,1"], ["--fractions", "1.5"], ["--fractions", "a"], ["--draws-small", "0"]):
