@@ -341,6 +341,7 @@ def _run(args: argparse.Namespace) -> int:
         # The draws each fraction runs, once the settings are checked ("--seeds 2" is a count, "2," a seed).
         plan = logging.StreamHandler(sys.stderr)
         plan.setFormatter(logging.Formatter("%(message)s"))
+        level = curve_logger.level
         curve_logger.addHandler(plan)
         curve_logger.setLevel(logging.INFO)
         try:
@@ -360,6 +361,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         finally:
             curve_logger.removeHandler(plan)
+            curve_logger.setLevel(level)
         print(f"{len(result.rows)} cells ({result.computed} computed, the rest cached)")
         print(f"curve: {result.output_dir / 'curve.md'} (curve.csv, curve.png beside it)")
     elif args.command == "eval":

@@ -126,6 +126,9 @@ def run_curve(
     plan = [(f, s) for f in fractions for s in draw_seeds(f, seeds, draws_small)]
     # The smallest draw first: a fraction too small to stratify is refused before any training.
     first = prepare_data(recipe.data.model_copy(update={"train_fraction": min(fractions)}), task=recipe.task)
+    for fraction in fractions:  # a count and a list of seeds read alike ("2" vs "2,"): say which draws run
+        chosen = [seed for f, seed in plan if f == fraction]
+        logger.info("fraction %g: seeds %s", fraction, ", ".join(map(str, chosen)))
     grid = CellMaker(recipe, output_dir, keep_adapters, first, variants)
     cells: list[dict[str, Any]] = []
     with tqdm(
@@ -201,9 +204,6 @@ def curve(
         name: _variant(resolved, name, changes) for name, changes in (variants or {}).items()
     }
     target = Path(output_dir) if output_dir is not None else Path(f"outputs/curve-{resolved.name}")
-    for fraction in fraction_list:  # a count and a list of seeds read alike ("2" vs "2,"): say which
-        chosen = draw_seeds(fraction, seed_list, draws_small)
-        logger.info("fraction %g: seeds %s", fraction, ", ".join(map(str, chosen)))
     return run_curve(
         resolved,
         target,
