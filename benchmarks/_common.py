@@ -130,3 +130,38 @@ class ProcessPeak:
 
     def peak(self) -> int:
         return max([*self.before, rss_bytes()["peak"]])
+
+
+class AnonymousPeak:
+    """The peak of this process's anonymous resident memory (Linux ``RssAnon``), sampled every 5 ms.
+
+    ``VmHWM`` also counts file pages mapped into the process: a memory-mapped Arrow file's pages count
+    while mapped, though they are page cache the kernel can drop and re-read. ``RssAnon`` is the memory
+    the process itself holds (heaps, allocator pools, tensors). Linux keeps no peak of it, so a thread
+    samples it; a spike shorter than the interval can be missed. Use as a context manager.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval, self.peak, self.peak_file = interval, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        from adapters.cost import proc_status_bytes
+
+        while True:
+            status = proc_status_bytes("RssAnon", "RssFile")
+            self.peak = max(self.peak, status.get("RssAnon", 0))
+            self.peak_file = max(self.peak_file, status.get("RssFile", 0))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> AnonymousPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()

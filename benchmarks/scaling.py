@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, ProcessPeak, machine, rss_bytes, tiny_bert, worker_env
+from _common import REPO, AnonymousPeak, ProcessPeak, machine, rss_bytes, tiny_bert, worker_env
 
 SAME_FOOTING = {
     "training.log_with": [],
@@ -74,6 +74,7 @@ def data_overrides(spec: dict[str, Any], size: int) -> dict[str, Any]:
 def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
     """Read, render, split, tokenize and batch ``size`` rows without a model: seconds and RSS per stage."""
     import adapters
+    from adapters.cost import proc_status_bytes
     from adapters.data import prepare_data, resolve_data_config
     from adapters.data.tokenize import make_dataloader, tokenize_splits
 
@@ -82,11 +83,18 @@ def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
-    stages: dict[str, dict[str, float]] = {"imports": {"seconds": 0.0, "rss_bytes": rss_bytes()["now"]}}
+    stages: dict[str, dict[str, float]] = {}
 
     def stage(name: str, started: float) -> None:
-        stages[name] = {"seconds": time.perf_counter() - started, "rss_bytes": rss_bytes()["now"]}
+        status = proc_status_bytes("RssAnon")
+        stages[name] = {
+            "seconds": time.perf_counter() - started,
+            "rss_bytes": rss_bytes()["now"],
+            "anon_bytes": status.get("RssAnon"),
+        }
 
+    stage("imports", time.perf_counter())
+    anonymous = AnonymousPeak().__enter__()
     started = time.perf_counter()
     prepared = prepare_data(config, task=recipe.task)
     stage("prepare_data", started)
@@ -101,6 +109,7 @@ def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
     loader = make_dataloader(tokenized["train"], tokenizer, batch, train=True, seed=0, group_size=batch)
     next(iter(loader))
     stage("train_loader", started)
+    anonymous.__exit__()
     lengths = tokenized["train"]["length"]
     return {
         "phase": "data",
@@ -109,6 +118,7 @@ def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
         "stages": stages,
         "seconds": sum(entry["seconds"] for entry in stages.values()),
         "peak_rss_bytes": rss_bytes()["peak"],
+        "peak_anon_bytes": anonymous.peak,
         "import_rss_bytes": stages["imports"]["rss_bytes"],
     }
 
@@ -119,7 +129,7 @@ def train_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
 
     before = rss_bytes()["now"]
     process = ProcessPeak()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, AnonymousPeak() as anonymous:
         started = time.perf_counter()
         result = adapters.train(
             spec["recipe"], data_overrides(spec, size), output_dir=Path(scratch) / "run", progress=False
@@ -140,6 +150,8 @@ def train_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
         "train_samples_per_second": cost.get("train_samples_per_second"),
         "peak_rss_bytes": process.peak(),
         "training_peak_rss_bytes": cost.get("peak_rss_bytes"),
+        "peak_anon_bytes": anonymous.peak,
+        "peak_file_bytes": anonymous.peak_file,
         "import_rss_bytes": before,
     }
 
@@ -269,18 +281,22 @@ def main() -> None:
         row["train_peak_rss_vs_smallest"] = row["train"]["peak_rss_bytes"] / first["train"]["peak_rss_bytes"]
         row["data_peak_rss_vs_smallest"] = row["data"]["peak_rss_bytes"] / first["data"]["peak_rss_bytes"]
         row["data_growth_bytes"] = row["data"]["peak_rss_bytes"] - row["data"]["import_rss_bytes"]
+        anon_first = first["train"]["peak_anon_bytes"]
+        row["train_peak_anon_vs_smallest"] = row["train"]["peak_anon_bytes"] / anon_first
 
     print(
         f"\n{'rows':>7} | {'data s':>7} | {'data s/1k':>9} | {'epoch s':>8} | {'s/1k rows':>9} | "
         f"{'linear':>6} | "
-        f"{'train peak':>10} | {'x':>5} | {'data peak':>9} | {'x':>5} | {'data growth':>11}"
+        f"{'train peak':>10} | {'x':>5} | {'anon peak':>10} | {'x':>5} | {'data peak':>9} | {'x':>5} | "
+        f"{'data growth':>11}"
     )
     for row in results:
         print(
             f"{row['size']:>7} | {row['data']['seconds']:7.1f} | {row['data_seconds_per_1k_rows']:9.2f} | "
             f"{row['train']['seconds_per_epoch']:8.1f} | {row['seconds_per_1k_rows']:9.2f} | "
             f"{row['linearity_vs_smallest']:6.2f} | {mib(row['train']['peak_rss_bytes']):>6} MiB | "
-            f"{row['train_peak_rss_vs_smallest']:5.2f} | {mib(row['data']['peak_rss_bytes']):>5} MiB | "
+            f"{row['train_peak_rss_vs_smallest']:5.2f} | {mib(row['train']['peak_anon_bytes']):>6} MiB | "
+            f"{row['train_peak_anon_vs_smallest']:5.2f} | {mib(row['data']['peak_rss_bytes']):>5} MiB | "
             f"{row['data_peak_rss_vs_smallest']:5.2f} | {mib(row['data_growth_bytes']):>7} MiB"
         )
     last = results[-1]
@@ -289,9 +305,15 @@ def main() -> None:
         "  "
         + ", ".join(f"{name} {mib(entry['rss_bytes'])}" for name, entry in last["data"]["stages"].items())
     )
+    print("anonymous memory after each data stage (MiB), largest size:")
+    print(
+        "  "
+        + ", ".join(f"{name} {mib(entry['anon_bytes'])}" for name, entry in last["data"]["stages"].items())
+    )
     targets = {
         "time_linear_within_25pct": 0.8 <= last["linearity_vs_smallest"] <= 1.25,
         "peak_rss_flat_within_1.2x": last["train_peak_rss_vs_smallest"] <= 1.2,
+        "peak_anon_flat_within_1.2x": last["train_peak_anon_vs_smallest"] <= 1.2,
     }
     print("targets:", json.dumps(targets))
     payload = {

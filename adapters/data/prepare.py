@@ -29,6 +29,7 @@ from adapters.data.labels import (
 from adapters.data.memory import release_freed_memory
 from adapters.data.readers import SPLIT_ALIASES, read_source
 from adapters.data.render import format_row, render_text, text_column
+from adapters.data.spill import take_rows, take_text
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
@@ -307,7 +308,7 @@ def prepare_data(
     frames = {name: rendered[name].reset_index(drop=True) for name in SPLITS}
     tables = _source_tables(raw, frames)
     for frame in frames.values():  # the text is taken once per split (Arrow), after the splits are drawn
-        frame.insert(1, "text", all_texts.take(frame[_POSITION].to_numpy()).array)
+        frame.insert(1, "text", take_text(all_texts, frame[_POSITION].to_numpy()).array)
     del all_texts
     frames = {name: frame.drop(columns=_POSITION) for name, frame in frames.items()}
     release_freed_memory()  # the raw rows' rendering and copies: freed, but kept by the allocators
@@ -348,7 +349,4 @@ def _source_tables(raw: dict[str, pd.DataFrame], frames: dict[str, pd.DataFrame]
     pre-split source's frames are stacked once, so a row keeps its columns whichever split it lands in.
     """
     stacked = next(iter(raw.values())) if len(raw) == 1 else pd.concat(raw.values(), ignore_index=True)
-    return {
-        name: stacked.iloc[frame[_POSITION].to_numpy()].reset_index(drop=True)
-        for name, frame in frames.items()
-    }
+    return {name: take_rows(stacked, frame[_POSITION].to_numpy()) for name, frame in frames.items()}

@@ -1,8 +1,8 @@
 """Rows → text: a ``str.format`` template or text columns, rendered a chunk at a time into Arrow strings.
 
 A file's rows become text once, in chunks of ``RENDER_CHUNK_ROWS``: the per-row dicts and Python strings of
-a chunk are all that exist at once, and the texts are held as one Arrow string column (100,000 rendered
-German Credit rows: ~80 MB of text, several times that as Python objects).
+a chunk are all that exist at once, and the texts go to one Arrow string column in a memory-mapped file
+(100,000 rendered German Credit rows: ~80 MB of text, several times that as Python objects; see spill.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from adapters.data.labels import cell
+from adapters.data.spill import mapped_text
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
@@ -88,12 +88,15 @@ def render_text(
 def text_column(frame: pd.DataFrame, config: DataConfig, where: str) -> tuple[pd.Series, np.ndarray]:
     """The rendered texts as one Arrow-backed string column, and which of them are blank.
 
-    Rendered a chunk of Python strings at a time, never the whole file's: 100,000 rendered rows are ~80 MB
-    of text as Arrow, several times that as Python objects."""
+    Rendered a chunk of Python strings at a time, never the whole file's, into a memory-mapped Arrow file:
+    100,000 rendered rows are ~80 MB of text as Arrow, several times that as Python objects."""
     texts = _texts(frame, config.template, config.text_columns, where)
-    chunks, blank = [], []
-    while chunk := list(itertools.islice(texts, RENDER_CHUNK_ROWS)):
-        chunks.append(pa.array(chunk, type=pa.large_string()))
-        blank.extend(not text.strip() for text in chunk)
-    column = pa.chunked_array(chunks, type=pa.large_string()).to_pandas()
-    return pd.Series(column.array, index=frame.index, name="text", copy=False), np.array(blank, dtype=bool)
+    blank: list[bool] = []
+
+    def chunks() -> Iterator[list[str]]:
+        while chunk := list(itertools.islice(texts, RENDER_CHUNK_ROWS)):
+            blank.extend(not text.strip() for text in chunk)
+            yield chunk
+
+    column = mapped_text(chunks(), frame.index)
+    return column, np.array(blank, dtype=bool)

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from adapters.data.memory import release_freed_memory
+from adapters.data.spill import forget, spill_path
 from adapters.hub import quiet_loading
 
 __all__ = ["tokenize_splits", "make_dataloader", "align_word_tags", "EpochSeededLengthGroupedSampler"]
@@ -85,8 +86,13 @@ def tokenize_splits(
         return encoded
 
     removed = ["text", "label"] if word_tags or responses else ["text"]
+    # Written a batch at a time to memory-mapped files (spill.py): token ids grow with the rows (~110 MB at
+    # 100,000 German Credit rows) and are read a batch at a time.
+    files = {name: str(spill_path(f"tokens-{name}")) for name in splits}
     with quiet_loading():  # seconds at most; the training bar (or --no-progress) speaks for the run
-        tokenized = splits.map(encode, batched=True, remove_columns=removed)
+        tokenized = splits.map(encode, batched=True, remove_columns=removed, cache_file_names=files)
+    for path in files.values():
+        forget(path)
     release_freed_memory()  # the tokenizer's Python lists, converted to Arrow and freed
     return tokenized
 
