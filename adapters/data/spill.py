@@ -40,10 +40,11 @@ SPILL_CHUNK_ROWS = 4096  # rows copied at a time when a column is written or re-
 
 @functools.cache
 def _directory() -> tempfile.TemporaryDirectory:
-    """This process's spill folder (one per process: DDP ranks never share a file)."""
-    import datasets
+    """This process's spill folder (one per process: DDP ranks never share a file), where ``datasets`` keeps
+    its cache (the same setting, resolved without importing ``datasets`` on prediction's path)."""
+    from huggingface_hub import constants
 
-    root = Path(datasets.config.HF_DATASETS_CACHE)
+    root = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
     try:
         root.mkdir(parents=True, exist_ok=True)
         return tempfile.TemporaryDirectory(prefix="adapters-spill-", dir=root, ignore_cleanup_errors=True)
