@@ -99,11 +99,12 @@ def tiny_bert(directory: Path, hidden: int = 64, layers: int = 2) -> Path:
 
 
 def rss_bytes() -> dict[str, int]:
-    """This process's resident memory now and at its peak (Linux /proc: VmRSS, VmHWM)."""
+    """This process's resident memory now and at its peak, and its anonymous part now (Linux /proc: VmRSS,
+    VmHWM, RssAnon; ``anon`` is None where the kernel does not report it)."""
     from adapters.cost import proc_status_bytes
 
-    status = proc_status_bytes("VmRSS", "VmHWM")
-    return {"now": status["VmRSS"], "peak": status["VmHWM"]}
+    status = proc_status_bytes("VmRSS", "VmHWM", "RssAnon")
+    return {"now": status["VmRSS"], "peak": status["VmHWM"], "anon": status.get("RssAnon")}
 
 
 class ProcessPeak:

@@ -74,7 +74,6 @@ def data_overrides(spec: dict[str, Any], size: int) -> dict[str, Any]:
 def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
     """Read, render, split, tokenize and batch ``size`` rows without a model: seconds and RSS per stage."""
     import adapters
-    from adapters.cost import proc_status_bytes
     from adapters.data import prepare_data, resolve_data_config
     from adapters.data.tokenize import make_dataloader, tokenize_splits
 
@@ -86,30 +85,29 @@ def data_worker(spec: dict[str, Any], size: int) -> dict[str, Any]:
     stages: dict[str, dict[str, float]] = {}
 
     def stage(name: str, started: float) -> None:
-        status = proc_status_bytes("RssAnon")
+        memory = rss_bytes()
         stages[name] = {
             "seconds": time.perf_counter() - started,
-            "rss_bytes": rss_bytes()["now"],
-            "anon_bytes": status.get("RssAnon"),
+            "rss_bytes": memory["now"],
+            "anon_bytes": memory["anon"],
         }
 
     stage("imports", time.perf_counter())
-    anonymous = AnonymousPeak().__enter__()
-    started = time.perf_counter()
-    prepared = prepare_data(config, task=recipe.task)
-    stage("prepare_data", started)
-    started = time.perf_counter()
-    splits = prepared.to_datasets()
-    stage("to_datasets", started)
-    started = time.perf_counter()
-    tokenized = tokenize_splits(splits, tokenizer, config.max_length)
-    stage("tokenize", started)
-    started = time.perf_counter()
-    batch = recipe.training.per_device_batch_size
-    loader = make_dataloader(tokenized["train"], tokenizer, batch, train=True, seed=0, group_size=batch)
-    next(iter(loader))
-    stage("train_loader", started)
-    anonymous.__exit__()
+    with AnonymousPeak() as anonymous:  # the peak of the data stages, sampled
+        started = time.perf_counter()
+        prepared = prepare_data(config, task=recipe.task)
+        stage("prepare_data", started)
+        started = time.perf_counter()
+        splits = prepared.to_datasets()
+        stage("to_datasets", started)
+        started = time.perf_counter()
+        tokenized = tokenize_splits(splits, tokenizer, config.max_length)
+        stage("tokenize", started)
+        started = time.perf_counter()
+        batch = recipe.training.per_device_batch_size
+        loader = make_dataloader(tokenized["train"], tokenizer, batch, train=True, seed=0, group_size=batch)
+        next(iter(loader))
+        stage("train_loader", started)
     lengths = tokenized["train"]["length"]
     return {
         "phase": "data",

@@ -65,20 +65,24 @@ def forget(path: str | os.PathLike) -> None:
         pass
 
 
-def mapped_column(chunks: Iterable[pa.Array], type: pa.DataType, name: str) -> pa.ChunkedArray:
-    """Write ``chunks`` (arrays of ``type``) to one file and return them as a memory-mapped column."""
+def _mapped_table(batches: Iterable[pa.RecordBatch], schema: pa.Schema, name: str) -> pa.Table:
+    """Write ``batches`` to one file, map it, unlink it: the table reads from the mapping. A batch that fails
+    to come (a row that does not render: a user error) leaves no file behind."""
     path = spill_path(name)
-    schema = pa.schema([(name, type)])
     try:
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for chunk in chunks:  # a chunk that fails to render (a user error) leaves no file behind
-                writer.write_batch(pa.record_batch([chunk], schema=schema))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    forget(path)
-    return table.column(0)
+            for batch in batches:
+                writer.write_batch(batch)
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    finally:
+        forget(path)
+
+
+def mapped_column(chunks: Iterable[pa.Array], type: pa.DataType, name: str) -> pa.ChunkedArray:
+    """Write ``chunks`` (arrays of ``type``) to one file and return them as a memory-mapped column."""
+    schema = pa.schema([(name, type)])
+    batches = (pa.record_batch([chunk], schema=schema) for chunk in chunks)
+    return _mapped_table(batches, schema, name).column(0)
 
 
 def mapped_text(chunks: Iterable[Sequence[str]], index: pd.Index | None = None) -> pd.Series:
@@ -109,18 +113,17 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     """
     if len(positions) == 0 or len(frame.columns) == 0:
         return frame.iloc[positions].reset_index(drop=True)
-    path = spill_path("rows")
     try:
         schema = pa.Schema.from_pandas(frame.iloc[positions[:SPILL_CHUNK_ROWS]], preserve_index=False)
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            for start in range(0, len(positions), SPILL_CHUNK_ROWS):
-                chunk = frame.iloc[positions[start : start + SPILL_CHUNK_ROWS]]
-                writer.write_batch(pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=False))
-        taken = pa.ipc.open_file(pa.memory_map(str(path))).read_all().to_pandas()
+        batches = (
+            pa.RecordBatch.from_pandas(
+                frame.iloc[positions[start : start + SPILL_CHUNK_ROWS]], schema=schema, preserve_index=False
+            )
+            for start in range(0, len(positions), SPILL_CHUNK_ROWS)
+        )
+        taken = _mapped_table(batches, schema, "rows").to_pandas()
     except (pa.ArrowException, KeyError, TypeError, ValueError):
         taken = None
-    finally:
-        forget(path)
     if taken is None or not taken.dtypes.equals(frame.dtypes) or list(taken.columns) != list(frame.columns):
         return frame.iloc[positions].reset_index(drop=True)
     return taken
