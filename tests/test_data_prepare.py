@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -89,6 +90,44 @@ def test_template_renders_and_names_missing_column(frame: pd.DataFrame) -> None:
     assert texts[0] == f"Note: {frame.note[0]}. Income {frame.income[0]}."
     with pytest.raises(AdaptersUserError, match=r"row 1.*'salary_band'"):
         render_text(frame, "{salary_band}", where="loans.csv")
+
+
+def test_template_spells_numbers_out_and_names_their_bins() -> None:
+    rows = pd.DataFrame({"months": [12, 13, 36.0, None], "amount": [2799, 950, 18424, 1000]})
+    texts = render_text(
+        rows, "{months:bins(12,24)a year or less,one to two years,over two years}; {amount:words} DM."
+    )
+    assert texts == [
+        "a year or less; two thousand, seven hundred and ninety-nine DM.",
+        "one to two years; nine hundred and fifty DM.",
+        "over two years; eighteen thousand, four hundred and twenty-four DM.",
+        "unknown; one thousand DM.",
+    ]
+    # Only the field's own sentence changes; the default fast path renders the rest as str.format does.
+    assert render_text(rows.head(1), "{amount:,} DM")[0] == "2,799 DM"
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "where"),
+    [
+        ("{months:bins(24,12)short,long,longer}", "increasing numbers", "data.template"),
+        ("{months:bins(12,24)short,long}", "2 edges need 3 labels", "data.template"),
+        ("{months:bins12)short,long}", "not a valid format string", "data.template"),
+        ("{note:words}", "needs a number, got 'rent", "row 1"),
+        ("{note:bins(1)low,high}", "needs a number", "row 1"),
+    ],
+)
+def test_bad_number_specs_are_one_line_errors(template: str, message: str, where: str) -> None:
+    rows = pd.DataFrame({"months": [12], "note": ["rent arrears"]})
+    with pytest.raises(AdaptersUserError, match=message) as caught:
+        render_text(rows, template, where="loans.csv")
+    assert where in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_number_words_without_num2words_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "num2words", None)  # import fails as if not installed
+    with pytest.raises(AdaptersUserError, match=r"peft-recipes\[words\]"):
+        render_text(pd.DataFrame({"months": [12]}), "{months:words}")
 
 
 def test_several_text_columns_become_sentences(frame: pd.DataFrame) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from adapters.data.labels import cell
 from adapters.data.spill import mapped_text
+from adapters.data.template import TemplateValueError, fill_template
 from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
@@ -29,13 +30,17 @@ def format_row(templates: list[str], row: dict[str, Any], columns: Any, where: s
     or a bad format string is a one-line user error naming the row."""
     values = {key: cell(value) for key, value in row.items()}
     try:
-        return [template.format_map(values) for template in templates]
+        return [fill_template(template, values) for template in templates]
     except KeyError as exc:
         raise AdaptersUserError(
             f"data.template uses column {exc.args[0]!r}, which is not in the data "
             f"(columns: {', '.join(map(str, columns))})",
             where=where,
         ) from None
+    except AdaptersUserError:
+        raise
+    except TemplateValueError as exc:
+        raise AdaptersUserError(f"data.template: {exc}", where=where) from None
     except (ValueError, IndexError) as exc:
         raise AdaptersUserError(
             f"data.template is not a valid format string ({exc})", where="data.template"

@@ -5,15 +5,119 @@ attributes never reach the model) and occlusion reason codes (re-score the row w
 sentence). Both work on the template, so they hold for any ``str.format`` template, not only the built-in
 one: a sentence ends at ``.``, ``!`` or ``?`` followed by whitespace (or the end), or at a newline, outside
 ``{...}`` fields; its columns are the fields inside it.
+
+Besides ``str.format``'s own specs (``{amount:,}``), a field can say how a number reads, because a base model
+trained on prose may read "a long credit" or "twenty-four" better than "24" (issue 10 tries both):
+``{duration:words}`` spells the number out (num2words: ``pip install 'peft-recipes[words]'``), and
+``{duration:bins(12,24)a year or less,one to two years,over two years}`` names the interval it falls in
+(right-closed, as ``pandas.cut``: 12 is "a year or less", 13 "one to two years"). A missing value stays
+"unknown". Templates without these specs render with ``str.format_map`` as before.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Sentence", "split_template", "template_columns", "drop_columns"]
+from adapters.errors import AdaptersUserError
+
+__all__ = [
+    "Sentence",
+    "TemplateValueError",
+    "drop_columns",
+    "fill_template",
+    "split_template",
+    "template_columns",
+]
+
+_WORDS_SPEC = "words"
+_BINS_SPEC = "bins("
+
+
+class TemplateValueError(ValueError):
+    """A row's value that its field's spec cannot render (text where ``words`` or ``bins`` needs a number)."""
+
+
+def _number(value: Any, spec: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise TemplateValueError(f"the field with spec {spec!r} needs a number, got {value!r}")
+    return value
+
+
+def _in_words(value: Any) -> str:
+    if value == "unknown":
+        return value
+    number = _number(value, _WORDS_SPEC)
+    try:
+        from num2words import num2words
+    except ImportError:
+        raise AdaptersUserError(
+            "the template's {...:words} spec needs num2words: pip install 'peft-recipes[words]'",
+            where="data.template",
+        ) from None
+    return num2words(int(number) if float(number).is_integer() else number)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_bins(spec: str) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """``bins(12,24)short,medium,long`` → ((12.0, 24.0), ("short", "medium", "long")), checked."""
+    edges_text, closed, labels_text = spec[len(_BINS_SPEC) :].partition(")")
+    try:
+        edges = tuple(float(edge) for edge in edges_text.split(","))
+    except ValueError:
+        edges = ()
+    labels = tuple(label.strip() for label in labels_text.split(","))
+    if not closed or not edges or list(edges) != sorted(set(edges)):
+        raise ValueError(f"format spec {spec!r}: bins(...) takes increasing numbers, e.g. bins(12,24)")
+    if len(labels) != len(edges) + 1 or not all(labels):
+        raise ValueError(
+            f"format spec {spec!r}: {len(edges)} edges need {len(edges) + 1} labels after the ')', "
+            "comma-separated"
+        )
+    return edges, labels
+
+
+def _in_bin(value: Any, spec: str) -> str:
+    edges, labels = _parse_bins(spec)
+    if value == "unknown":
+        return value
+    number = _number(value, spec)
+    return labels[sum(number > edge for edge in edges)]
+
+
+class _TemplateFormatter(string.Formatter):
+    """``str.format`` plus the ``words`` and ``bins(...)`` specs."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == _WORDS_SPEC:
+            return _in_words(value)
+        if format_spec.startswith(_BINS_SPEC):
+            return _in_bin(value, format_spec)
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _TemplateFormatter()
+
+
+@functools.lru_cache(maxsize=64)
+def _has_own_specs(template: str) -> bool:
+    try:
+        specs = [spec or "" for _, field, spec, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:
+        return False  # a broken template: str.format_map reports it
+    return any(spec == _WORDS_SPEC or spec.startswith(_BINS_SPEC) for spec in specs)
+
+
+def fill_template(template: str, values: Mapping[str, Any]) -> str:
+    """``template`` filled with one row's ``values``; raises what str.format raises (KeyError, ValueError)."""
+    if _has_own_specs(template):
+        return _FORMATTER.vformat(template, (), values)
+    return template.format_map(values)
 
 
 @dataclass(frozen=True)
