@@ -7,10 +7,11 @@ train; the recipe's cells of the same draws are committed in ``field-list/`` (tr
         --draws-small 5 --baselines --output outputs/curve-rank32-a
     python docs/evidence/german-credit/paired.py rank32 "rank 32" --collect outputs/curve-rank32-a
 
-``--collect`` adds every finished cell (``cell.json``) under the given curve folders to ``VARIANT/cells.csv``,
-so draws can be gathered over several sessions (the curve's cache does not survive them). The logistic
-regression's cells are collected too: equal to the committed ones, they show the draws are the same.
-Writes ``VARIANT/paired.md`` (the differences as ``curve.md`` reports them: ``adapters.curve_report``).
+``--collect`` adds every finished cell (``cell.json``) under the given curve folders to
+``VARIANT/cells.csv`` (and the adapter's test probabilities to ``VARIANT/test-probabilities.csv``), so draws
+can be gathered over several sessions (the curve's cache does not survive them). The logistic regression's
+cells are collected too: equal to the committed ones, they show the draws are the same. Writes
+``VARIANT/paired.md`` (the differences as ``curve.md`` reports them: ``adapters.curve_report``).
 """
 
 from __future__ import annotations
@@ -30,13 +31,26 @@ from adapters.curve_report import paired_difference  # noqa: E402
 COMMITTED = [HERE / "field-list" / "curve.csv", HERE / "field-list" / "seeds-3-4-8-9" / "curve.csv"]
 
 
+def _merge(found: pd.DataFrame, target: Path, keys: list[str]) -> None:
+    """Add ``found`` to the CSV at ``target``, the newer row winning where ``keys`` repeat."""
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():
+        found = pd.concat([pd.read_csv(target, dtype={"row_id": str}), found]).drop_duplicates(
+            keys, keep="last"
+        )
+    found.sort_values(keys).to_csv(target, index=False)
+
+
 def collect(variant: str, folders: list[str]) -> None:
-    rows = []
+    rows, probabilities = [], []
     for folder in folders:
         for path in sorted(Path(folder).glob("cells/*/f0.1-s*/cell.json")):
             cell = json.loads(path.read_text(encoding="utf-8"))
             if cell["system"] not in ("adapter", "logistic_regression"):
                 continue
+            if cell["system"] == "adapter":  # per-row test scores, for ensembles of variants (ensemble.py)
+                scored = pd.read_csv(path.parent / "predictions.csv", dtype={"row_id": str})
+                probabilities.append(scored[["row_id", "label", "prob_bad"]].assign(seed=cell["seed"]))
             rows.append(
                 {
                     "system": variant if cell["system"] == "adapter" else cell["system"],
@@ -46,12 +60,9 @@ def collect(variant: str, folders: list[str]) -> None:
                     "wall_seconds": cell["wall_seconds"],
                 }
             )
-    found = pd.DataFrame(rows)
-    target = HERE / variant / "cells.csv"
-    target.parent.mkdir(exist_ok=True)
-    if target.exists():
-        found = pd.concat([pd.read_csv(target), found]).drop_duplicates(["system", "seed"], keep="last")
-    found.sort_values(["system", "seed"]).to_csv(target, index=False)
+    _merge(pd.DataFrame(rows), HERE / variant / "cells.csv", ["system", "seed"])
+    if probabilities:
+        _merge(pd.concat(probabilities), HERE / variant / "test-probabilities.csv", ["seed", "row_id"])
 
 
 def report(variant: str, label: str) -> str:
