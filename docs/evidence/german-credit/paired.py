@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
@@ -65,12 +66,53 @@ def collect(variant: str, folders: list[str]) -> None:
         _merge(pd.concat(probabilities), HERE / variant / "test-probabilities.csv", ["seed", "row_id"])
 
 
-def report(variant: str, label: str) -> str:
-    cells = pd.read_csv(HERE / variant / "cells.csv")
+def _committed() -> tuple[pd.Series, pd.Series]:
+    """The recipe's and logistic regression's test ROC-AUC per draw at 10 %, as committed."""
     committed = pd.concat([pd.read_csv(path) for path in COMMITTED])
     committed = committed[committed["fraction"] == 0.1]
-    recipe = committed[committed["system"] == "adapter"].set_index("seed")["roc_auc"]
-    regression = committed[committed["system"] == "logistic_regression"].set_index("seed")["roc_auc"]
+    by_system = {name: part.set_index("seed")["roc_auc"] for name, part in committed.groupby("system")}
+    return by_system["adapter"], by_system["logistic_regression"]
+
+
+def _tables(
+    seeds: list[int], systems: dict[str, pd.Series], differences: list[tuple[str, str, str]]
+) -> list[str]:
+    """Per-draw values with their mean, then paired differences (95 % t-interval) between named systems."""
+    lines = [
+        "| system | " + " | ".join(f"s{seed}" for seed in seeds) + " | mean |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for name, values in systems.items():
+        chosen = values.reindex(seeds)
+        lines.append(
+            f"| {name} | " + " | ".join(f"{value:.3f}" for value in chosen) + f" | {chosen.mean():.3f} |"
+        )
+    if len(seeds) < 2:
+        return lines
+    lines += [
+        "",
+        "| difference (95 % t-interval, paired by draw) | mean | low | high | higher on |",
+        "|---|---|---|---|---|",
+    ]
+    for first_name, second_name in differences:
+        first, second = systems[first_name].reindex(seeds), systems[second_name].reindex(seeds)
+        found = paired_difference(first, second)
+        lines.append(
+            f"| {first_name} − {second_name} | {found['mean']:+.3f} | {found['low']:+.3f} | "
+            f"{found['high']:+.3f} | {int((first > second).sum())} of {found['n']} |"
+        )
+    return lines
+
+
+def _write(folder: str, lines: list[str]) -> str:
+    text = "\n".join(lines) + "\n"
+    (HERE / folder / "paired.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def report(variant: str, label: str) -> str:
+    cells = pd.read_csv(HERE / variant / "cells.csv")
+    recipe, regression = _committed()
     changed = cells[cells["system"] == variant].set_index("seed")["roc_auc"]
     check = cells[cells["system"] == "logistic_regression"].set_index("seed")["roc_auc"]
     same_draws = bool(((check - regression.reindex(check.index)).abs() < 1e-12).all())
@@ -81,35 +123,61 @@ def report(variant: str, label: str) -> str:
         "Made by `../paired.py` from `cells.csv` and the recipe's committed cells (`../field-list/`).",
         f"Logistic regression on the same draws equals the committed ones: {'yes' if same_draws else 'NO'}.",
         "",
-        "| system | " + " | ".join(f"s{seed}" for seed in seeds) + " | mean |",
-        "|---|" + "---|" * (len(seeds) + 1),
     ]
-    for name, values in ((label, changed), ("recipe", recipe), ("logistic regression", regression)):
-        chosen = values.reindex(seeds)
-        lines.append(
-            f"| {name} | " + " | ".join(f"{value:.3f}" for value in chosen) + f" | {chosen.mean():.3f} |"
-        )
-    lines += [
+    systems = {label: changed, "recipe": recipe, "logistic regression": regression}
+    differences = [(label, "recipe"), (label, "logistic regression")]
+    return _write(variant, lines + _tables(seeds, systems, differences))
+
+
+def ensemble_report(folder: str, label: str, members: list[str]) -> str:
+    """The adapters of ``members`` (variant folders with ``test-probabilities.csv``) averaged per row: what
+    averaging independently trained adapters gains over one of them, on the draws all members have."""
+    scores = {
+        member: pd.read_csv(HERE / member / "test-probabilities.csv", dtype={"row_id": str})
+        for member in members
+    }
+    seeds = sorted(set.intersection(*(set(frame["seed"]) for frame in scores.values())))
+    single = {
+        member: pd.Series({seed: _auc(frame[frame["seed"] == seed]) for seed in seeds})
+        for member, frame in scores.items()
+    }
+    joined = pd.concat(
+        [frame.set_index(["seed", "row_id"]) for frame in scores.values()], axis=1, keys=members
+    )
+    averaged = pd.DataFrame(
+        {
+            "label": joined[members[0]]["label"],
+            "prob_bad": sum(joined[member]["prob_bad"] for member in members) / len(members),
+        }
+    ).reset_index()
+    ensemble = pd.Series({seed: _auc(averaged[averaged["seed"] == seed]) for seed in seeds})
+    recipe, regression = _committed()
+    systems = {
+        label: ensemble,
+        "one adapter (mean of the members)": sum(single.values()) / len(single),
+        **single,
+        "recipe": recipe,
+        "logistic regression": regression,
+    }
+    lines = [
+        f"# {label}: {len(seeds)} of 10 draws at 10 %, test ROC-AUC",
         "",
-        "| difference (95 % t-interval, paired by draw) | mean | low | high | higher on |",
-        "|---|---|---|---|---|",
+        f"Made by `../paired.py` from the members' `test-probabilities.csv` ({', '.join(members)}):",
+        "each row's probability of a bad credit averaged over the members, then ranked (the members alone",
+        "are scored from the same files).",
+        "",
     ]
-    for name, first, second in (
-        (f"{label} − recipe", changed, recipe),
-        (f"{label} − logistic regression", changed, regression),
-    ):
-        first, second = first.reindex(seeds), second.reindex(seeds)
-        if len(seeds) < 2:
-            break
-        found = paired_difference(first, second)
-        wins = int((first > second).sum())
-        lines.append(
-            f"| {name} | {found['mean']:+.3f} | {found['low']:+.3f} | {found['high']:+.3f} | "
-            f"{wins} of {found['n']} |"
-        )
-    text = "\n".join(lines) + "\n"
-    (HERE / variant / "paired.md").write_text(text, encoding="utf-8")
-    return text
+    differences = [
+        (label, "one adapter (mean of the members)"),
+        (label, "recipe"),
+        (label, "logistic regression"),
+    ]
+    (HERE / folder).mkdir(exist_ok=True)
+    return _write(folder, lines + _tables(seeds, systems, differences))
+
+
+def _auc(rows: pd.DataFrame) -> float:
+    return float(roc_auc_score(rows["label"] == "bad", rows["prob_bad"]))
 
 
 def main() -> None:
@@ -123,10 +191,16 @@ def main() -> None:
     parser.add_argument(
         "--collect", nargs="*", default=[], help="curve output folders to take finished cells from"
     )
+    parser.add_argument(
+        "--members", nargs="+", help="report VARIANT as the average of these variants' adapters instead"
+    )
     args = parser.parse_args()
     if args.collect:
         collect(args.variant, args.collect)
-    print(report(args.variant, args.label))
+    if args.members:
+        print(ensemble_report(args.variant, args.label, args.members))
+    else:
+        print(report(args.variant, args.label))
 
 
 if __name__ == "__main__":
