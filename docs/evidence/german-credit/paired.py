@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 from adapters.curve_report import paired_difference  # noqa: E402
 
 COMMITTED = [HERE / "field-list" / "curve.csv", HERE / "field-list" / "seeds-3-4-8-9" / "curve.csv"]
+ENSEMBLES = HERE / "ensembles"
 
 
 def _merge(found: pd.DataFrame, target: Path, keys: list[str]) -> None:
@@ -42,19 +43,25 @@ def _merge(found: pd.DataFrame, target: Path, keys: list[str]) -> None:
     found.sort_values(keys).to_csv(target, index=False)
 
 
-def collect(variant: str, folders: list[str]) -> None:
+def collect(variant: str, folders: list[str], system: str = "adapter") -> None:
+    """Finished 10 % cells of ``system`` (and logistic regression's) into ``VARIANT/cells.csv``; the
+    adapter's per-row test probabilities into ``ensembles/test-probabilities.csv`` as member ``VARIANT``."""
     rows, probabilities = [], []
     for folder in folders:
         for path in sorted(Path(folder).glob("cells/*/f0.1-s*/cell.json")):
             cell = json.loads(path.read_text(encoding="utf-8"))
-            if cell["system"] not in ("adapter", "logistic_regression"):
+            if cell["system"] not in (system, "logistic_regression"):
                 continue
-            if cell["system"] == "adapter":  # per-row test scores, for ensembles of variants (ensemble.py)
+            if cell["system"] == system:
                 scored = pd.read_csv(path.parent / "predictions.csv", dtype={"row_id": str})
-                probabilities.append(scored[["row_id", "label", "prob_bad"]].assign(seed=cell["seed"]))
+                probabilities.append(
+                    scored[["row_id", "label"]].assign(
+                        prob_bad=scored["prob_bad"].round(6), member=variant, seed=cell["seed"]
+                    )
+                )
             rows.append(
                 {
-                    "system": variant if cell["system"] == "adapter" else cell["system"],
+                    "system": variant if cell["system"] == system else cell["system"],
                     "seed": cell["seed"],
                     "roc_auc": cell["metrics"]["roc_auc"],
                     "validation_roc_auc": cell["validation"]["roc_auc"],
@@ -63,7 +70,7 @@ def collect(variant: str, folders: list[str]) -> None:
             )
     _merge(pd.DataFrame(rows), HERE / variant / "cells.csv", ["system", "seed"])
     if probabilities:
-        _merge(pd.concat(probabilities), HERE / variant / "test-probabilities.csv", ["seed", "row_id"])
+        _merge(pd.concat(probabilities), ENSEMBLES / "test-probabilities.csv", ["member", "seed", "row_id"])
 
 
 def _committed() -> tuple[pd.Series, pd.Series]:
@@ -130,12 +137,10 @@ def report(variant: str, label: str) -> str:
 
 
 def ensemble_report(folder: str, label: str, members: list[str]) -> str:
-    """The adapters of ``members`` (variant folders with ``test-probabilities.csv``) averaged per row: what
-    averaging independently trained adapters gains over one of them, on the draws all members have."""
-    scores = {
-        member: pd.read_csv(HERE / member / "test-probabilities.csv", dtype={"row_id": str})
-        for member in members
-    }
+    """The adapters of ``members`` (collected into ``ensembles/test-probabilities.csv``) averaged per row:
+    what averaging independently trained adapters gains over one of them, on the draws all members have."""
+    collected = pd.read_csv(ENSEMBLES / "test-probabilities.csv", dtype={"row_id": str})
+    scores = {member: collected[collected["member"] == member] for member in members}
     seeds = sorted(set.intersection(*(set(frame["seed"]) for frame in scores.values())))
     single = {
         member: pd.Series({seed: _auc(frame[frame["seed"] == seed]) for seed in seeds})
@@ -162,7 +167,7 @@ def ensemble_report(folder: str, label: str, members: list[str]) -> str:
     lines = [
         f"# {label}: {len(seeds)} of 10 draws at 10 %, test ROC-AUC",
         "",
-        f"Made by `../paired.py` from the members' `test-probabilities.csv` ({', '.join(members)}):",
+        f"Made by `../paired.py` from `test-probabilities.csv` (members: {', '.join(members)}):",
         "each row's probability of a bad credit averaged over the members, then ranked (the members alone",
         "are scored from the same files).",
         "",
@@ -172,7 +177,6 @@ def ensemble_report(folder: str, label: str, members: list[str]) -> str:
         (label, "recipe"),
         (label, "logistic regression"),
     ]
-    (HERE / folder).mkdir(exist_ok=True)
     return _write(folder, lines + _tables(seeds, systems, differences))
 
 
@@ -192,11 +196,19 @@ def main() -> None:
         "--collect", nargs="*", default=[], help="curve output folders to take finished cells from"
     )
     parser.add_argument(
-        "--members", nargs="+", help="report VARIANT as the average of these variants' adapters instead"
+        "--system", default="adapter", help="the curve system whose cells are the variant's (default adapter)"
+    )
+    parser.add_argument(
+        "--collect-only", action="store_true", help="collect without a report (a member for --members)"
+    )
+    parser.add_argument(
+        "--members", nargs="+", help="report VARIANT as the average of these collected variants' adapters"
     )
     args = parser.parse_args()
     if args.collect:
-        collect(args.variant, args.collect)
+        collect(args.variant, args.collect, args.system)
+    if args.collect_only:
+        return
     if args.members:
         print(ensemble_report(args.variant, args.label, args.members))
     else:
