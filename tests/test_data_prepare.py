@@ -103,7 +103,7 @@ def test_template_spells_numbers_out_and_names_their_bins() -> None:
         "over two years; eighteen thousand, four hundred and twenty-four DM.",
         "unknown; one thousand DM.",
     ]
-    # Only the field's own sentence changes; the default fast path renders the rest as str.format does.
+    # A template without the new specs keeps str.format's own (format_map, the fast path).
     assert render_text(rows.head(1), "{amount:,} DM")[0] == "2,799 DM"
 
 

@@ -16,6 +16,7 @@ from adapters.errors import AdaptersUserError
 from adapters.recipe import DataConfig
 
 __all__ = [
+    "MISSING",
     "OTHER",
     "RowPlan",
     "cell",
@@ -29,11 +30,12 @@ __all__ = [
 ]
 
 OTHER = "other"  # the class that rare classes merge into (data.min_class_count, data.rare_classes: other)
+MISSING = "unknown"  # what an empty cell becomes (cell()): text says it, label checks treat it as absent
 
 
 def cell(value: Any) -> Any:
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return "unknown"
+        return MISSING
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -45,7 +47,7 @@ def _label_ids(frame: pd.DataFrame, config: DataConfig, label_names: list[str], 
     for position, value in enumerate(frame[config.label_column]):
         key = str(cell(value))
         if key not in lookup:
-            problem = "is missing" if key == "unknown" else f"{key!r} is not one of {label_names}"
+            problem = "is missing" if key == MISSING else f"{key!r} is not one of {label_names}"
             raise AdaptersUserError(
                 f"label {problem}", where=f"{where}, row {position + 1}, column {config.label_column!r}"
             )
@@ -88,7 +90,7 @@ def _label_sets(
 
 def _split_labels(value: Any, separator: str) -> list[str]:
     text = cell(value)
-    if text == "unknown" or str(text).strip() == "":
+    if text == MISSING or str(text).strip() == "":
         return []
     return [part.strip() for part in str(text).split(separator) if part.strip()]
 
@@ -115,7 +117,7 @@ def _responses(frame: pd.DataFrame, config: DataConfig, where: str) -> list[str]
     responses = []
     for position, value in enumerate(frame[config.label_column]):
         text = cell(value)
-        if text == "unknown" or not str(text).strip():
+        if text == MISSING or not str(text).strip():
             raise AdaptersUserError(
                 "response is empty", where=f"{where}, row {position + 1}, column {config.label_column!r}"
             )
@@ -175,7 +177,7 @@ def infer_label_names(raw: dict[str, pd.DataFrame], config: DataConfig, where: s
     elif task == "multi_label":
         names = sorted({name for value in values for name in _split_labels(value, config.label_separator)})
     else:
-        names = sorted({str(cell(value)) for value in values if cell(value) != "unknown"})
+        names = sorted({str(cell(value)) for value in values if cell(value) != MISSING})
     if len(names) < 2:
         raise AdaptersUserError(
             f"need at least two label values, found {names}", where=f"{where}, column {config.label_column!r}"
@@ -322,7 +324,7 @@ def plan_rows(
         return plan  # labelling reports the missing column
     counts: Counter[str] = Counter()
     for name, frame in raw.items():
-        counts.update(str(cell(value)) for value in frame[column][keep[name]] if cell(value) != "unknown")
+        counts.update(str(cell(value)) for value in frame[column][keep[name]] if cell(value) != MISSING)
     plan.min_class_count = config.min_class_count
     plan.merged, plan.dropped = _rare_classes(counts, config)
     if plan.dropped:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adapters.data.labels import cell
+from adapters.data.labels import MISSING, cell
 from adapters.data.spill import mapped_text
 from adapters.data.template import TemplateValueError, fill_template
 from adapters.errors import AdaptersUserError
@@ -70,7 +70,7 @@ def _texts(
             where=where,
         )
     if len(columns) == 1:
-        yield from (str(cell(value)) if cell(value) != "unknown" else "" for value in frame[columns[0]])
+        yield from (str(cell(value)) if cell(value) != MISSING else "" for value in frame[columns[0]])
         return
     for values in frame[columns].itertuples(index=False):
         yield " ".join(f"{name}: {cell(value)}." for name, value in zip(columns, values, strict=True))

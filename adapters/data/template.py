@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.data.labels import MISSING
 from adapters.errors import AdaptersUserError
 
 __all__ = [
@@ -49,10 +50,7 @@ def _number(value: Any, spec: str) -> float:
     return value
 
 
-def _in_words(value: Any) -> str:
-    if value == "unknown":
-        return value
-    number = _number(value, _WORDS_SPEC)
+def _in_words(number: float) -> str:
     try:
         from num2words import num2words
     except ImportError:
@@ -82,11 +80,8 @@ def _parse_bins(spec: str) -> tuple[tuple[float, ...], tuple[str, ...]]:
     return edges, labels
 
 
-def _in_bin(value: Any, spec: str) -> str:
-    edges, labels = _parse_bins(spec)
-    if value == "unknown":
-        return value
-    number = _number(value, spec)
+def _in_bin(bins: tuple[tuple[float, ...], tuple[str, ...]], number: float) -> str:
+    edges, labels = bins
     return labels[sum(number > edge for edge in edges)]
 
 
@@ -95,10 +90,12 @@ class _TemplateFormatter(string.Formatter):
 
     def format_field(self, value: Any, format_spec: str) -> str:
         if format_spec == _WORDS_SPEC:
-            return _in_words(value)
-        if format_spec.startswith(_BINS_SPEC):
-            return _in_bin(value, format_spec)
-        return super().format_field(value, format_spec)
+            render = _in_words
+        elif format_spec.startswith(_BINS_SPEC):  # parsed first: a bad spec is reported on any row
+            render = functools.partial(_in_bin, _parse_bins(format_spec))
+        else:
+            return super().format_field(value, format_spec)
+        return value if value == MISSING else render(_number(value, format_spec))
 
 
 _FORMATTER = _TemplateFormatter()
