@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("NAME", "section.key=value"),
         help="the adapter made another way, on the same draws (repeatable): NAME then its overrides",
     )
+    curve.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="K",
+        help="also the average of K adapters per draw, trained with other seeds (a seed ensemble)",
+    )
     curve.add_argument("--keep-adapters", action="store_true", help="keep each cell's adapter weights")
     curve.add_argument("--output", help="output directory (default: outputs/curve-{recipe name})")
     curve.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -355,6 +362,7 @@ def _run(args: argparse.Namespace) -> int:
                 stack=args.stack,
                 full_finetune=args.full_finetune,
                 variants={name: changes for name, *changes in args.variant or []},
+                ensemble=args.ensemble,
                 output_dir=args.output,
                 keep_adapters=args.keep_adapters,
                 progress=not args.no_progress,

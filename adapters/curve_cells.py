@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CELL_VERSION", "FULL_FINETUNE", "VARIANT", "CellMaker", "cell_path", "is_trained"]
+__all__ = [
+    "CELL_VERSION",
+    "ENSEMBLE",
+    "FULL_FINETUNE",
+    "MEMBER",
+    "VARIANT",
+    "CellMaker",
+    "cell_path",
+    "is_trained",
+]
 
 CELL_VERSION = 1  # bump when a cell's contents change meaning: every cached cell is then recomputed
 FULL_FINETUNE = "full_finetune"
@@ -39,6 +48,10 @@ ADDED_SINCE_V1 = {
     ("training", "first_token_last_layer"): False,
 }
 VARIANT = "variant-"  # + a name: the adapter with recipe overrides (an experiment), on the same draws
+# A seed ensemble's members after the adapter itself: member j is the recipe trained on the same draw with
+# training seed (LoRA initialisation, batch order, dropout) seed + MEMBER_SEED_STEP * j.
+MEMBER, MEMBER_SEED_STEP = "member-", 1000
+ENSEMBLE = "ensemble"  # the average of the adapter's and its members' probabilities on one draw
 STACK_WEIGHTS = np.round(np.linspace(0, 1, 21), 2)  # adapter's weight in the blend: 0, 0.05, …, 1
 
 
@@ -62,8 +75,9 @@ def _hash(payload: Mapping[str, Any]) -> str:
 
 
 def is_trained(system: str) -> bool:
-    """Whether a system trains the base model (adapter, variant, full fine-tune) rather than a baseline."""
-    return system in TRAINED or system.startswith(VARIANT)
+    """Whether a system trains the base model (adapter, variant, ensemble member, full fine-tune) rather
+    than a baseline."""
+    return system in TRAINED or system.startswith((VARIANT, MEMBER))
 
 
 def cell_path(output_dir: Path, system: str, fraction: float, seed: int) -> Path:
@@ -131,7 +145,8 @@ class CellMaker:
     def cell_recipe(self, fraction: float, seed: int, system: str = "adapter") -> Any:
         base = self.recipes.get(system, self.recipe)
         data = base.data.model_copy(update={"train_fraction": fraction, "train_fraction_seed": seed})
-        training = base.training.model_copy(update={"seed": seed})
+        member = int(system.removeprefix(MEMBER)) if system.startswith(MEMBER) else 0
+        training = base.training.model_copy(update={"seed": seed + MEMBER_SEED_STEP * member})
         return base.model_copy(update={"data": data, "training": training})
 
     def prepared(self, fraction: float, seed: int, system: str = "adapter") -> Any:
@@ -181,7 +196,7 @@ class CellMaker:
         # A variant is the adapter trained from another recipe: a variant whose recipe is the adapter's is
         # the same cell (so a finished curve's adapter cells serve as a variant's, e.g. the recipe before
         # a change).
-        kind = "adapter" if system.startswith(VARIANT) else system
+        kind = "adapter" if system.startswith((VARIANT, MEMBER)) else system
         payload = {"v": CELL_VERSION, "system": kind, "recipe": raw, "data": self.fingerprint}
         if not is_trained(system):
             payload["recipe"] = {key: raw[key] for key in ("task", "data", "eval")}
@@ -300,6 +315,14 @@ class CellMaker:
         }
         return max(names, key=lambda name: self.sign * scores[name])
 
+    def saved_scores(self, system: str, fraction: float, seed: int) -> dict[str, np.ndarray]:
+        """A finished cell's probabilities on the fixed validation and test rows, read back from its files."""
+        directory = self.cell_dir(system, fraction, seed)
+        return {
+            split: _read_probabilities(directory / file, self.label_names, self.row_ids[split])
+            for split, file in (("validation", "validation.csv"), ("test", "predictions.csv"))
+        }
+
     def stack(self, adapter: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
         """p = w·p_adapter + (1−w)·p_baseline with w on a 0.05 grid chosen by the primary metric on
         validation; the cut-off is then re-fitted on the blended validation scores."""
@@ -310,16 +333,10 @@ class CellMaker:
         if cached is not None:
             return cached
         started = time.perf_counter()
-        parts = {
-            (system, split): _read_probabilities(
-                self.cell_dir(system, fraction, seed) / file, self.label_names, self.row_ids[split]
-            )
-            for system in ("adapter", name)
-            for split, file in (("validation", "validation.csv"), ("test", "predictions.csv"))
-        }
+        ours, theirs = self.saved_scores("adapter", fraction, seed), self.saved_scores(name, fraction, seed)
 
         def blend(weight: float, split: str) -> np.ndarray:
-            return weight * parts[("adapter", split)] + (1 - weight) * parts[(name, split)]
+            return weight * ours[split] + (1 - weight) * theirs[split]
 
         fixed = self.options["threshold"]
         values = [
@@ -333,3 +350,24 @@ class CellMaker:
         directory.mkdir(parents=True, exist_ok=True)
         threshold = self.threshold(scored["validation"])
         return self.record(directory, head, scored, threshold, seconds, adapter["energy_kwh"])
+
+    def ensemble(self, members: list[dict[str, Any]]) -> dict[str, Any]:
+        """The mean of the probabilities of the adapter and its members trained on one draw (a seed
+        ensemble); the cut-off is re-fitted on the averaged validation scores. Its time and energy are the
+        members' sum: what the ensemble cost to train."""
+        fraction, seed = members[0]["fraction"], members[0]["seed"]
+        directory = self.cell_dir(ENSEMBLE, fraction, seed)
+        digest = _hash({"v": CELL_VERSION, "members": [cell["hash"] for cell in members]})
+        cached = _cached(directory, digest)
+        if cached is not None:
+            return cached
+        parts = [self.saved_scores(cell["system"], fraction, seed) for cell in members]
+        scored = {split: np.mean([part[split] for part in parts], axis=0) for split in ("validation", "test")}
+        energies = [cell["energy_kwh"] for cell in members]
+        energy = None if None in energies else float(sum(energies))
+        head = {"system": ENSEMBLE, "fraction": fraction, "seed": seed, "hash": digest}
+        head.update(n_train=members[0]["n_train"], members=len(members))
+        seconds = float(sum(cell["wall_seconds"] for cell in members))
+        directory.mkdir(parents=True, exist_ok=True)
+        self.write_scores(directory, self.prepared(fraction, seed), scored)
+        return self.record(directory, head, scored, self.threshold(scored["validation"]), seconds, energy)

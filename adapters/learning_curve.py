@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters.curve_cells import FULL_FINETUNE, VARIANT, CellMaker, is_trained
+from adapters.curve_cells import FULL_FINETUNE, MEMBER, VARIANT, CellMaker, is_trained
 from adapters.errors import AdaptersUserError
 
 logger = logging.getLogger(__name__)
@@ -109,11 +109,13 @@ def run_curve(
     progress: bool = True,
     full_finetune: bool = False,
     variants: Mapping[str, Any] | None = None,
+    ensemble: int = 1,
 ) -> CurveResult:
     """Run (or load from the cache) every cell of the grid for a resolved classification ``recipe`` and
     write ``curve.csv``, ``curve.png`` and ``curve.md`` into ``output_dir``. ``stack`` implies baselines;
     ``full_finetune`` adds the base model trained without PEFT on every draw, ``variants`` (name →
-    resolved recipe) the adapter made another way."""
+    resolved recipe) the adapter made another way, ``ensemble`` > 1 the average of that many adapters
+    trained on each draw with other training seeds."""
     from tqdm.auto import tqdm
 
     from adapters.baselines import baselines_for
@@ -122,7 +124,9 @@ def run_curve(
 
     names = baselines_for(recipe.data) if baselines or stack else []
     variants = dict(variants or {})
-    trained = ["adapter", *(VARIANT + name for name in variants), *([FULL_FINETUNE] if full_finetune else [])]
+    members = [MEMBER + str(index) for index in range(1, ensemble)]
+    trained = ["adapter", *members, *(VARIANT + name for name in variants)]
+    trained += [FULL_FINETUNE] if full_finetune else []
     plan = [(f, s) for f in fractions for s in draw_seeds(f, seeds, draws_small)]
     # The smallest draw first: a fraction too small to stratify is refused before any training.
     first = prepare_data(recipe.data.model_copy(update={"train_fraction": min(fractions)}), task=recipe.task)
@@ -131,19 +135,23 @@ def run_curve(
         logger.info("fraction %g: seeds %s", fraction, ", ".join(map(str, chosen)))
     grid = CellMaker(recipe, output_dir, keep_adapters, first, variants)
     cells: list[dict[str, Any]] = []
-    with tqdm(
-        total=len(plan) * (len(trained) + len(names) + stack), desc="Curve", unit="cell", disable=not progress
-    ) as bar:
+    total = len(plan) * (len(trained) + len(names) + stack + bool(members))
+    with tqdm(total=total, desc="Curve", unit="cell", disable=not progress) as bar:
         for fraction, seed in plan:
+            draw: list[dict[str, Any]] = []
             for system in (*trained, *names):
                 bar.set_postfix_str(f"{system} f={fraction:g} seed={seed}")
                 if system == FULL_FINETUNE:
-                    cells.append(grid.full_finetune(fraction, seed))
+                    draw.append(grid.full_finetune(fraction, seed))
                 elif is_trained(system):
-                    cells.append(grid.adapter(fraction, seed, system))
+                    draw.append(grid.adapter(fraction, seed, system))
                 else:
-                    cells.append(grid.baseline(system, fraction, seed))
+                    draw.append(grid.baseline(system, fraction, seed))
                 bar.update()
+            if members:
+                draw.append(grid.ensemble([c for c in draw if c["system"] in ("adapter", *members)]))
+                bar.update()
+            cells += draw
         for fraction in fractions if stack else []:
             here = [c for c in cells if c["fraction"] == fraction]
             best = grid.best_baseline(here, names)
@@ -172,6 +180,7 @@ def curve(
     stack: bool = False,
     full_finetune: bool = False,
     variants: Mapping[str, Iterable[str]] | None = None,
+    ensemble: int = 1,
     output_dir: str | Path | None = None,
     keep_adapters: bool = False,
     progress: bool = True,
@@ -180,7 +189,10 @@ def curve(
 
     ``variants`` maps a name to recipe overrides applied on top of ``overrides``, e.g.
     ``{"all_linear": ["method.target_modules=[query,key,value,dense]"]}``: each is trained on the same
-    draws as the adapter and compared with it draw by draw.
+    draws as the adapter and compared with it draw by draw. ``ensemble=3`` also trains the recipe twice
+    more on each draw (training seeds seed + 1000 and seed + 2000: other LoRA initialisations, batch
+    orders and dropout) and scores the average of the three adapters' probabilities (system
+    ``ensemble``), compared with the single adapter draw by draw.
     """
     from adapters.api import _resolved
 
@@ -189,6 +201,8 @@ def curve(
         raise AdaptersUserError(
             f"must be a positive number of draws, got {draws_small}", where="--draws-small"
         )
+    if ensemble < 1:
+        raise AdaptersUserError(f"must be a number of adapters >= 1, got {ensemble}", where="--ensemble")
     resolved = _resolved(recipe, overrides, {}, None)
     if full_finetune and (resolved.training.privacy is not None or resolved.model.quantization != "none"):
         raise AdaptersUserError(
@@ -216,6 +230,7 @@ def curve(
         progress,
         full_finetune,
         resolved_variants,
+        ensemble,
     )
 
 

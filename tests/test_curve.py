@@ -269,3 +269,45 @@ def test_a_setting_added_later_keeps_old_cells_only_at_the_value_that_computes_a
     old_cell = CellMaker.digest(maker, "adapter", SimpleNamespace(to_dict=lambda: before))
     assert CellMaker.digest(maker, "adapter", torch_masks) == old_cell
     assert CellMaker.digest(maker, "adapter", recipe) != old_cell
+
+
+def test_a_seed_ensemble_averages_adapters_trained_on_the_same_draw_with_other_seeds(
+    grid: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    shutil.copytree(grid["output"], output)
+    base = ["curve", str(grid["file"]), "--output", str(output), "--no-progress", "--fractions", "1"]
+    assert main([*base, "--seeds", "2", "--ensemble", "3"]) == 0
+    # 2 members × 2 draws trained, 2 ensembles scored; the adapters came from the cache
+    assert "(6 computed" in capsys.readouterr().out
+    cells = output / "cells"
+    for seed in (0, 1):
+        for member in (1, 2):
+            saved = yaml.safe_load((cells / f"member-{member}" / f"f1-s{seed}" / "recipe.yaml").read_text())
+            assert saved["training"]["seed"] == seed + 1000 * member
+            assert saved["data"]["train_fraction_seed"] == seed  # the same draw, another training seed
+        read = [
+            pd.read_csv(cells / system / f"f1-s{seed}" / "predictions.csv")
+            for system in ("adapter", "member-1", "member-2", "ensemble")
+        ]
+        assert all(frame["row_id"].tolist() == read[0]["row_id"].tolist() for frame in read)
+        mean = np.mean([frame["prob_bad"].to_numpy() for frame in read[:3]], axis=0)
+        np.testing.assert_allclose(read[3]["prob_bad"], mean, rtol=1e-6)
+        assert not np.allclose(read[0]["prob_bad"], read[1]["prob_bad"])  # another seed, another adapter
+        cell = json.loads((cells / "ensemble" / f"f1-s{seed}" / "cell.json").read_text())
+        members = [
+            json.loads((cells / s / f"f1-s{seed}" / "cell.json").read_text())
+            for s in ("adapter", "member-1", "member-2")
+        ]
+        assert cell["members"] == 3
+        assert cell["wall_seconds"] == pytest.approx(sum(m["wall_seconds"] for m in members), abs=0.01)
+    rows = pd.read_csv(output / "curve.csv")
+    assert (rows["system"] == "ensemble").sum() == 2 and rows["system"].str.startswith("member-").sum() == 4
+    report = (output / "curve.md").read_text(encoding="utf-8")
+    assert "| seed ensemble (mean of the adapters) | 1 |" in report  # paired with the adapter
+    assert "member-" not in report  # members are read through the ensemble
+    assert main([*base, "--seeds", "2", "--ensemble", "3"]) == 0
+    assert "(0 computed" in capsys.readouterr().out
+    assert main([*base, "--ensemble", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "--ensemble" in error and "\n" not in error
