@@ -177,12 +177,17 @@ def test_full_finetune_trains_every_weight_and_reports_cost_ratios(grid: dict, t
     assert 0 < checkpoint_ratio < 0.5  # the adapter and head against every weight
 
 
+def _copy_of_grid(grid: dict, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the computed grid to add systems to, and the CLI call that reads it at fraction 1."""
+    output = tmp_path / "out"
+    shutil.copytree(grid["output"], output)
+    return output, ["curve", str(grid["file"]), "--output", str(output), "--no-progress", "--fractions", "1"]
+
+
 def test_a_variant_trains_on_the_same_draws_and_is_compared_draw_by_draw(
     grid: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = tmp_path / "out"
-    shutil.copytree(grid["output"], output)
-    base = ["curve", str(grid["file"]), "--output", str(output), "--no-progress", "--fractions", "1"]
+    output, base = _copy_of_grid(grid, tmp_path)
     code = main([*base, "--seeds", "2", "--variant", "rank2", "method.r=2", "training.learning_rate=0.01"])
     assert code == 0 and "(2 computed" in capsys.readouterr().out  # the adapters came from the cache
     rows = pd.read_csv(output / "curve.csv")
@@ -274,9 +279,7 @@ def test_a_setting_added_later_keeps_old_cells_only_at_the_value_that_computes_a
 def test_a_seed_ensemble_averages_adapters_trained_on_the_same_draw_with_other_seeds(
     grid: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    output = tmp_path / "out"
-    shutil.copytree(grid["output"], output)
-    base = ["curve", str(grid["file"]), "--output", str(output), "--no-progress", "--fractions", "1"]
+    output, base = _copy_of_grid(grid, tmp_path)
     assert main([*base, "--seeds", "2", "--ensemble", "3"]) == 0
     # 2 members × 2 draws trained, 2 ensembles scored; the adapters came from the cache
     assert "(6 computed" in capsys.readouterr().out
