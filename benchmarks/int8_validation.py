@@ -6,9 +6,10 @@ quantized (``torch.ao.quantization.quantize_dynamic``), made again at every eval
 
     python benchmarks/int8_validation.py [--threads 2] [--repeats 3]
 
-The model is MiniLM with the recipe's LoRA (r 16 on query/key/value, pooler trained), its LoRA B
-initialised at random so the merge changes weights; speed does not depend on training. Batches are the
-recipe's validation batches (length-sorted, 64 rows), tokenized once. Repeats alternate the two paths; the
+The model is the recipe's, built as training builds it (``build_model``: MiniLM, LoRA r 16 on
+query/key/value, pooler trained), its LoRA B drawn at random so the merge changes weights; speed does not
+depend on training. Batches are the recipe's validation batches (length-sorted, 64 rows, ``data.max_length``),
+tokenized once. Repeats alternate the two paths; the
 ratio is the median of per-repeat ratios. Writes ``benchmarks/results/int8_validation.json``.
 """
 
@@ -36,15 +37,13 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from adapters.base_model import resolve_base_model
     from adapters.classifier import sorted_batches
     from adapters.data import prepare_data
     from adapters.data.prepare import resolve_data_config
     from adapters.export import roc_auc
     from adapters.first_token import first_token_only
+    from adapters.modeling import build_model
     from adapters.recipe import load_recipe
 
     torch.set_num_threads(args.threads)
@@ -52,25 +51,24 @@ def main() -> None:
     prepared = prepare_data(resolve_data_config(recipe.data), task=recipe.task)
     validation, positive = prepared.frames["validation"], prepared.label_names.index(prepared.positive_label)
     texts, labels = validation["text"].tolist(), validation["label"].to_numpy()
-    path, _ = resolve_base_model(recipe.model.name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(0)
-    base = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=2, **recipe.model.config_kwargs
-    )
-    lora = LoraConfig(
-        task_type="SEQ_CLS",
-        r=recipe.method.r,
-        lora_alpha=recipe.method.lora_alpha,
-        target_modules=list(recipe.method.target_modules),
-        modules_to_save=list(recipe.method.modules_to_save),
-        init_lora_weights=False,  # B ≠ 0: the merge changes the weights, as after training
-    )
-    model = get_peft_model(base, lora).eval()
+    built = build_model(recipe.model, recipe.method, prepared.label_names, prepared.positive_label)
+    model, tokenizer = built.model.eval(), built.tokenizer
+    for name, parameter in model.named_parameters():  # B ≠ 0: the merge changes weights, as after training
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)
     batches = [
         (
             chunk,
-            dict(tokenizer([texts[i] for i in chunk], padding=True, truncation=True, return_tensors="pt")),
+            dict(
+                tokenizer(
+                    [texts[i] for i in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=recipe.data.max_length,
+                    return_tensors="pt",
+                )
+            ),
         )
         for chunk in sorted_batches(texts, recipe.training.eval_batch_size)
     ]
