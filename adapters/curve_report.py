@@ -143,8 +143,6 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
     fractions = sorted(summary["fraction"].unique())
     full = fractions[-1]
     small = 0.1 if any(np.isclose(fractions, 0.1)) and full > 0.1 else fractions[0]
-    if len(fractions) < 2:
-        return [f"Only one fraction ({full:g}) was run, so there is no curve to read."]
     reference = "full-data" if np.isclose(full, 1.0) else f"{_share(full)}-of-labels"
     parts = []
     for system in summary["system"].unique():
@@ -152,7 +150,10 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
         if at_small is None or at_full is None:
             continue
         share = f"{100 * at_small / at_full:.0f} %" if at_full else "n/a"
-        if system == "adapter":
+        if len(fractions) < 2:  # no curve to read, but what these labels give each system still is
+            name = "the adapter" if system == "adapter" else title(system)
+            parts.append(f"{name} has a mean {metric} of {at_small:.3f}")
+        elif system == "adapter":
             first = (
                 f"the adapter reaches {share} of its {reference} {metric} ({at_small:.3f} vs {at_full:.3f})"
             )
@@ -163,6 +164,8 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
     lines = [
         f"With {_share(small)} of the labels (about {n_train:.0f} training rows) " + "; ".join(parts) + "."
     ]
+    if len(fractions) < 2:
+        lines.append("Only this fraction was run, so there is no curve to read.")
     here = [p for p in pairs if np.isclose(p["fraction"], small)]
     for found in here:
         lines.append(
