@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -60,6 +61,16 @@ class LoopState:
     tokens: dict[str, int] = field(
         default_factory=lambda: {"real": 0, "computed": 0, "squared": 0, "rows": 0}
     )
+
+    def judge(self, scores: dict[str, float], score: float, first: bool, patience: int) -> tuple[bool, bool]:
+        """Note one evaluation; ``score`` is the primary metric signed so that higher is better. Returns
+        (is it the new best, has patience run out). The first evaluation is the best so far even if NaN."""
+        if first or (not math.isnan(score) and score > self.best_score):
+            self.best_score = score if not math.isnan(score) else -math.inf
+            self.best_step, self.bad_evals, self.best_scores = self.step, 0, scores
+            return True, False
+        self.bad_evals += 1
+        return False, bool(patience) and self.bad_evals >= patience
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

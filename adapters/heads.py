@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from adapters.errors import AdaptersUserError
@@ -18,6 +19,7 @@ from adapters.errors import AdaptersUserError
 __all__ = [
     "PROBLEM_TYPES",
     "class_logits",
+    "class_weight_tensor",
     "to_scores",
     "target_scale",
     "task_loss",
@@ -110,6 +112,18 @@ def token_loss_sums(
     )
     scored = (labels != -100).float()
     return (per_token * scored).sum(-1), scored.sum(-1)
+
+
+def class_weight_tensor(
+    setting: str | dict[str, float], labels: np.ndarray, label_names: list[str]
+) -> torch.Tensor | None:
+    """``balanced`` weights classes by n / (k · count); a dict gives weights by label name."""
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        counts = np.bincount(labels, minlength=len(label_names)).astype(float)
+        return torch.tensor(len(labels) / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
+    return torch.tensor([float(setting.get(name, 1.0)) for name in label_names], dtype=torch.float32)
 
 
 def task_loss(

@@ -30,7 +30,7 @@ from adapters.data.tokenize import make_dataloader, tokenize_splits
 from adapters.dropout import use_fast_cpu_dropout
 from adapters.errors import AdaptersUserError
 from adapters.first_token import restore_full_last_layer, use_first_token_last_layer
-from adapters.heads import PROBLEM_TYPES, class_logits, task_loss, verbalizer_of
+from adapters.heads import PROBLEM_TYPES, class_logits, class_weight_tensor, task_loss, verbalizer_of
 from adapters.metrics import compute_metrics
 from adapters.modeling import BuiltModel, base_model_of, build_model
 from adapters.recipe import Recipe
@@ -40,7 +40,6 @@ __all__ = [
     "TrainingOutcome",
     "run_training",
     "no_accelerator_device",
-    "class_weight_tensor",
     "check_topology",
 ]
 
@@ -88,29 +87,6 @@ def no_accelerator_device() -> bool:
         or torch.backends.mps.is_available()
         or (xpu is not None and xpu.is_available())
     )
-
-
-def class_weight_tensor(
-    setting: str | dict[str, float], labels: np.ndarray, label_names: list[str]
-) -> torch.Tensor | None:
-    """``balanced`` weights classes by n / (k · count); a dict gives weights by label name."""
-    if setting == "none":
-        return None
-    if setting == "balanced":
-        counts = np.bincount(labels, minlength=len(label_names)).astype(float)
-        return torch.tensor(len(labels) / (len(label_names) * np.maximum(counts, 1)), dtype=torch.float32)
-    return torch.tensor([float(setting.get(name, 1.0)) for name in label_names], dtype=torch.float32)
-
-
-def _flat_hparams(recipe: Recipe) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for section, values in recipe.to_dict().items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                flat[f"{section}.{key}"] = (
-                    value if isinstance(value, int | float | str | bool) else str(value)
-                )
-    return flat
 
 
 def _evaluation_record(
@@ -280,7 +256,7 @@ def run_training(
         elif resume:
             logger.warning("no complete checkpoint in %s; starting at step 0", checkpoint_root)
     if trackers:
-        accelerator.init_trackers("train", config=_flat_hparams(recipe))
+        accelerator.init_trackers("train", config=recipe.to_flat_dict())
 
     def validate() -> dict[str, float]:
         probs, labels, loss = scorer(val_loader)
@@ -345,19 +321,16 @@ def run_training(
                 )
                 primary = scores[recipe.eval.primary_metric]
                 bar.set_postfix(loss=f"{train_loss:.3f}", **{recipe.eval.primary_metric: f"{primary:.3f}"})
-                score = primary * sign
-                if best_state is None or (not math.isnan(score) and score > loop.best_score):
-                    loop.best_score = score if not math.isnan(score) else -math.inf
-                    loop.best_step, loop.bad_evals, loop.best_scores = loop.step, 0, scores
+                best, stop = loop.judge(
+                    scores, primary * sign, best_state is None, cfg.early_stopping_patience
+                )
+                if best:
                     best_state = trainable_state(unwrapped)
                     # AdaLoRA keeps changing its rank pattern; saving prunes by it, so keep the best one too
                     peft_config = getattr(unwrapped, "peft_config", {}).get("default")
                     loop.best_ranks = copy.deepcopy(getattr(peft_config, "rank_pattern", None))
-                else:
-                    loop.bad_evals += 1
-                    if cfg.early_stopping_patience and loop.bad_evals >= cfg.early_stopping_patience:
-                        logger.info("early stopping at step %d (best step %d)", loop.step, loop.best_step)
-                        stop = True
+                elif stop:
+                    logger.info("early stopping at step %d (best step %d)", loop.step, loop.best_step)
             stop = stop or loop.step >= total_steps
             if checkpoints is not None and not stop and loop.step % cfg.checkpoint_every == 0:
                 loop.running_loss = [float(value) for value in running_loss]

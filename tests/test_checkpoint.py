@@ -16,7 +16,7 @@ import torch
 import yaml
 
 import adapters
-from adapters.checkpoint import latest_checkpoint
+from adapters.checkpoint import LoopState, latest_checkpoint
 from adapters.errors import AdaptersUserError
 from tests.conftest import make_frame, write_data
 
@@ -216,3 +216,18 @@ def test_deterministic_flag_turns_on_deterministic_kernels(recipe_for, frame, tm
         torch.use_deterministic_algorithms(False)
         if not had_setting:
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def test_the_loop_keeps_the_best_evaluation_and_counts_patience() -> None:
+    loop = LoopState()
+    loop.step = 20
+    assert loop.judge({"roc_auc": float("nan")}, float("nan"), True, 2) == (True, False)  # the first is best
+    assert loop.best_score == float("-inf") and loop.best_step == 20
+    loop.step = 40
+    assert loop.judge({"roc_auc": 0.7}, 0.7, False, 2) == (True, False)
+    loop.step = 60
+    assert loop.judge({"roc_auc": float("nan")}, float("nan"), False, 2) == (False, False)  # NaN never wins
+    loop.step = 80
+    assert loop.judge({"roc_auc": 0.7}, 0.7, False, 2) == (False, True)  # a tie is no gain; patience 2 ends
+    assert (loop.best_step, loop.best_score, loop.best_scores) == (40, 0.7, {"roc_auc": 0.7})
+    assert loop.judge({"roc_auc": 0.6}, 0.6, False, 0) == (False, False)  # patience 0: never stops

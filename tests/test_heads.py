@@ -11,6 +11,7 @@ import pytest
 
 import adapters
 from adapters.errors import AdaptersUserError
+from adapters.heads import class_weight_tensor
 from adapters.recipe import load_recipe
 from tests.conftest import make_frame, tiny_recipe
 
@@ -136,3 +137,11 @@ def test_qlora_decoder_recipe_tiny_twin(tiny_llama_dir: Path, tmp_path: Path) ->
     assert probabilities.shape == (1, 2) and abs(probabilities.sum() - 1) < 1e-5
     assert result.summary["parity_max_abs_diff"] < 2e-2
     assert (result.output_dir / "fairness.json").is_file()
+
+
+def test_class_weights() -> None:
+    labels = np.array([0, 0, 0, 1])
+    balanced = class_weight_tensor("balanced", labels, ["good", "bad"])
+    assert balanced.tolist() == pytest.approx([4 / 6, 2.0])
+    assert class_weight_tensor({"bad": 3.0}, labels, ["good", "bad"]).tolist() == [1.0, 3.0]
+    assert class_weight_tensor("none", labels, ["good", "bad"]) is None

@@ -136,3 +136,10 @@ def test_numeric_labels_become_strings_and_booleans_are_refused() -> None:
 def test_bare_no_for_mixed_precision_means_no() -> None:
     """YAML 1.1 reads `training.mixed_precision=no` as false; it means 'no' here."""
     assert load_recipe(None, ["training.mixed_precision=no"]).training.mixed_precision == "no"
+
+
+def test_flat_dict_gives_trackers_section_keys_and_plain_values() -> None:
+    flat = load_recipe("german-credit/lora").to_flat_dict()
+    assert flat["training.learning_rate"] == 1e-3 and flat["method.r"] == 16
+    assert flat["method.target_modules"] == "['query', 'key', 'value']"  # a list becomes its text
+    assert all(isinstance(value, int | float | str | bool) for value in flat.values())

@@ -8,7 +8,7 @@ import torch
 
 from adapters.data import prepare_data
 from adapters.recipe import load_recipe
-from adapters.training import class_weight_tensor, run_training
+from adapters.training import run_training
 from tests.conftest import make_frame
 
 
@@ -90,14 +90,6 @@ def test_min_steps_gives_a_small_training_set_more_epochs(recipe_for) -> None:
     assert outcome.history[-1]["epoch"] == pytest.approx(8 / 3, abs=1e-3)
     capped = _train(recipe_for(training={"epochs": 1, "min_steps": 8, "max_steps": 3}), rows=40)
     assert capped.steps == 3  # max_steps is exact and wins
-
-
-def test_class_weights() -> None:
-    labels = np.array([0, 0, 0, 1])
-    balanced = class_weight_tensor("balanced", labels, ["good", "bad"])
-    assert balanced.tolist() == pytest.approx([4 / 6, 2.0])
-    assert class_weight_tensor({"bad": 3.0}, labels, ["good", "bad"]).tolist() == [1.0, 3.0]
-    assert class_weight_tensor("none", labels, ["good", "bad"]) is None
 
 
 def test_class_weights_train(recipe_for) -> None:

@@ -312,6 +312,15 @@ class Recipe(Section):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def to_flat_dict(self) -> dict[str, Any]:
+        """``section.key`` -> value, lists and mappings as text: hyperparameters as trackers take them."""
+        flat: dict[str, Any] = {}
+        for section, values in self.to_dict().items():
+            for key, value in values.items() if isinstance(values, dict) else ():
+                plain = isinstance(value, int | float | str | bool)
+                flat[f"{section}.{key}"] = value if plain else str(value)
+        return flat
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
