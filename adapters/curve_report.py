@@ -151,8 +151,7 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
             continue
         share = f"{100 * at_small / at_full:.0f} %" if at_full else "n/a"
         if len(fractions) < 2:  # no curve to read, but what these labels give each system still is
-            name = "the adapter" if system == "adapter" else title(system)
-            parts.append(f"{name} has a mean {metric} of {at_small:.3f}")
+            parts.append(f"{at_small:.3f} for {'the adapter' if system == 'adapter' else title(system)}")
         elif system == "adapter":
             first = (
                 f"the adapter reaches {share} of its {reference} {metric} ({at_small:.3f} vs {at_full:.3f})"
@@ -161,11 +160,10 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
         else:
             parts.append(f"{title(system)} reaches {at_small:.3f} ({share} of its own)")
     n_train = summary[np.isclose(summary["fraction"], small)]["n_train"].mean()
-    lines = [
-        f"With {_share(small)} of the labels (about {n_train:.0f} training rows) " + "; ".join(parts) + "."
-    ]
+    opening = f"With {_share(small)} of the labels (about {n_train:.0f} training rows) "
+    lines = [opening + "; ".join(parts) + "."]
     if len(fractions) < 2:
-        lines.append("Only this fraction was run, so there is no curve to read.")
+        lines = [opening + f"the mean {metric} is " + ", ".join(parts) + ". Only this fraction was run."]
     here = [p for p in pairs if np.isclose(p["fraction"], small)]
     for found in here:
         lines.append(

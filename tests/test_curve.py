@@ -199,8 +199,8 @@ def test_a_variant_trains_on_the_same_draws_and_is_compared_draw_by_draw(
     report = (output / "curve.md").read_text(encoding="utf-8")
     assert "| adapter, variant rank2 | 1 |" in report
     # One fraction: no curve, but the findings still give each system's mean and the paired differences.
-    assert "With 100 % of the labels (about " in report and "the adapter has a mean ROC-AUC of 0." in report
-    assert "adapter, variant rank2 has a mean ROC-AUC of" in report and "no curve to read" in report
+    assert "With 100 % of the labels (about " in report and "the mean ROC-AUC is 0." in report
+    assert " for the adapter, 0." in report and " for adapter, variant rank2. Only this fraction" in report
     assert "On the same 2 draws at 100 %, adapter − adapter, variant rank2 = " in report
     # A variant whose recipe is the adapter's is the same cell: the adapter's cells serve (e.g. the recipe
     # before a change, compared with the changed one on finished draws).
