@@ -136,6 +136,28 @@ def _share(fraction: float) -> str:
     return f"{100 * fraction:g} %"
 
 
+def _kept_shares(
+    summary: pd.DataFrame, systems: Sequence[str], small: float, full: float, metric: str
+) -> list[str]:
+    """Per system, its mean at the small fraction and the share of its own mean at the largest one kept
+    there; the adapter first."""
+    reference = "full-data" if np.isclose(full, 1.0) else f"{_share(full)}-of-labels"
+    parts = []
+    for system in systems:
+        at_small, at_full = _mean(summary, system, small), _mean(summary, system, full)
+        if at_small is None or at_full is None:
+            continue
+        share = f"{100 * at_small / at_full:.0f} %" if at_full else "n/a"
+        if system == "adapter":
+            first = (
+                f"the adapter reaches {share} of its {reference} {metric} ({at_small:.3f} vs {at_full:.3f})"
+            )
+            parts.insert(0, first)
+        else:
+            parts.append(f"{title(system)} reaches {at_small:.3f} ({share} of its own)")
+    return parts
+
+
 def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[str, Any]) -> list[str]:
     """The plain-language sentences: share of full-data quality kept at the small fraction, per system,
     and what the paired differences support there."""
@@ -143,27 +165,17 @@ def findings(summary: pd.DataFrame, pairs: list[dict[str, Any]], context: dict[s
     fractions = sorted(summary["fraction"].unique())
     full = fractions[-1]
     small = 0.1 if any(np.isclose(fractions, 0.1)) and full > 0.1 else fractions[0]
-    reference = "full-data" if np.isclose(full, 1.0) else f"{_share(full)}-of-labels"
-    parts = []
-    for system in summary["system"].unique():
-        at_small, at_full = _mean(summary, system, small), _mean(summary, system, full)
-        if at_small is None or at_full is None:
-            continue
-        share = f"{100 * at_small / at_full:.0f} %" if at_full else "n/a"
-        if len(fractions) < 2:  # no curve to read, but what these labels give each system still is
-            parts.append(f"{at_small:.3f} for {'the adapter' if system == 'adapter' else title(system)}")
-        elif system == "adapter":
-            first = (
-                f"the adapter reaches {share} of its {reference} {metric} ({at_small:.3f} vs {at_full:.3f})"
-            )
-            parts.insert(0, first)
-        else:
-            parts.append(f"{title(system)} reaches {at_small:.3f} ({share} of its own)")
     n_train = summary[np.isclose(summary["fraction"], small)]["n_train"].mean()
     opening = f"With {_share(small)} of the labels (about {n_train:.0f} training rows) "
-    lines = [opening + "; ".join(parts) + "."]
-    if len(fractions) < 2:
-        lines = [opening + f"the mean {metric} is " + ", ".join(parts) + ". Only this fraction was run."]
+    systems = summary["system"].unique()
+    if len(fractions) < 2:  # no curve to read, but what these labels give each system still is
+        means = [
+            f"{_mean(summary, s, small):.3f} for {'the adapter' if s == 'adapter' else title(s)}"
+            for s in systems
+        ]
+        lines = [opening + f"the mean {metric} is " + ", ".join(means) + ". Only this fraction was run."]
+    else:
+        lines = [opening + "; ".join(_kept_shares(summary, systems, small, full, metric)) + "."]
     here = [p for p in pairs if np.isclose(p["fraction"], small)]
     for found in here:
         lines.append(

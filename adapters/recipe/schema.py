@@ -316,7 +316,9 @@ class Recipe(Section):
         """``section.key`` -> value, lists and mappings as text: hyperparameters as trackers take them."""
         flat: dict[str, Any] = {}
         for section, values in self.to_dict().items():
-            for key, value in values.items() if isinstance(values, dict) else ():
+            if not isinstance(values, dict):  # name, description, task: not hyperparameters
+                continue
+            for key, value in values.items():
                 plain = isinstance(value, int | float | str | bool)
                 flat[f"{section}.{key}"] = value if plain else str(value)
         return flat
